@@ -1,0 +1,3 @@
+"""sconify: turn native container images into attested, encrypted images (simulation mode)."""
+
+__version__ = "0.1.0"

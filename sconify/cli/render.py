@@ -1,0 +1,94 @@
+"""The one place where errors become text and exit codes.
+
+Data goes to stdout, everything for humans (logs, progress, errors) to stderr. Exit codes:
+0 ok, 1 failed, 2 usage, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+
+from sconify.errors import SconifyError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+stderr = Console(stderr=True, highlight=False)
+
+
+def configure(*, verbose: int = 0, no_color: bool = False) -> None:
+    """Set up logging to stderr; ``-v`` shows info, ``-vv`` debug."""
+    global stderr
+    if no_color or os.environ.get("NO_COLOR"):
+        stderr = Console(stderr=True, highlight=False, no_color=True)
+    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    _state["verbose"] = verbose
+
+
+_state: dict[str, Any] = {"verbose": 0, "json": False}
+
+
+def set_json(enabled: bool) -> None:
+    """Render errors as JSON on stdout as well (for ``--json`` callers)."""
+    _state["json"] = enabled
+
+
+def emit(data: Any, *, as_json: bool = False) -> None:
+    """Write a command's result to stdout: JSON when asked, plain text otherwise."""
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    else:
+        sys.stdout.write(f"{data}\n")
+    sys.stdout.flush()
+
+
+def info(text: str) -> None:
+    """Tell the human something on stderr."""
+    stderr.print(text)
+
+
+def warn(text: str) -> None:
+    """Warn the human on stderr."""
+    stderr.print(f"[yellow]warning:[/yellow] {text}")
+
+
+def fail(err: SconifyError) -> NoReturn:
+    """Render ``err`` for a human (and for machines under ``--json``) and exit."""
+    if _state["verbose"] >= 2:
+        traceback.print_exception(err, file=sys.stderr)
+    stderr.print(f"[red]error:[/red] {err.diagnostics()}", markup=True, soft_wrap=True)
+    if _state["json"]:
+        emit(err.to_json(), as_json=True)
+    sys.exit(err.exit_code)
+
+
+def run(entry: Callable[..., Any], **kwargs: Any) -> NoReturn:
+    """Run a Typer/Click entry point with sconify's error rendering and exit codes."""
+    try:
+        entry(standalone_mode=False, **kwargs)
+    except SconifyError as err:
+        fail(err)
+    except click.exceptions.Abort:
+        stderr.print("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:
+        stderr.print("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    except click.exceptions.Exit as ex:
+        sys.exit(ex.exit_code)
+    except click.ClickException as ex:
+        ex.show(file=sys.stderr)
+        sys.exit(EXIT_USAGE if isinstance(ex, click.UsageError) else EXIT_FAILED)
+    sys.exit(EXIT_OK)
