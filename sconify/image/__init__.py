@@ -1,0 +1,32 @@
+"""The image model: nouns only (digests, descriptors, layers, configs, images, indexes).
+
+Nothing here talks to a registry or an engine; that is :mod:`sconify.transports`. The only I/O
+is the content-addressed :class:`BlobStore` that layers live in.
+"""
+
+from sconify.image.blobstore import BlobStore, BlobWriter
+from sconify.image.config import ImageConfig, canonical_json
+from sconify.image.descriptor import Descriptor, Platform
+from sconify.image.digest import Digest
+from sconify.image.image import Image, parse_manifest
+from sconify.image.index import DEFAULT_PLATFORM, Index
+from sconify.image.layer import Compression, Layer, diff_id_of, layer_from_blob, layer_from_tar
+
+__all__ = [
+    "DEFAULT_PLATFORM",
+    "BlobStore",
+    "BlobWriter",
+    "Compression",
+    "Descriptor",
+    "Digest",
+    "Image",
+    "ImageConfig",
+    "Index",
+    "Layer",
+    "Platform",
+    "canonical_json",
+    "diff_id_of",
+    "layer_from_blob",
+    "layer_from_tar",
+    "parse_manifest",
+]

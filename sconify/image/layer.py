@@ -1,0 +1,209 @@
+"""Layers: a blob (maybe compressed) plus the ``diff_id`` of the tar inside it."""
+
+from __future__ import annotations
+
+import enum
+import gzip
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, cast
+
+import zstandard
+
+from sconify.errors import ImageError
+from sconify.image import mediatypes as mt
+from sconify.image.blobstore import CHUNK, BlobStore
+from sconify.image.descriptor import Descriptor
+from sconify.image.digest import Digest
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+DEFAULT_GZIP_LEVEL = 6
+DEFAULT_ZSTD_LEVEL = 3
+
+
+class Compression(enum.Enum):
+    """How a layer blob wraps its tar."""
+
+    NONE = "none"
+    GZIP = "gzip"
+    ZSTD = "zstd"
+
+    @classmethod
+    def from_media_type(cls, media_type: str) -> Compression:
+        """Return the compression a layer media type declares."""
+        bare = media_type.split(";", 1)[0].strip()
+        if bare in mt.LAYER_GZIP_TYPES:
+            return cls.GZIP
+        if bare in mt.LAYER_ZSTD_TYPES:
+            return cls.ZSTD
+        if bare in mt.LAYER_TAR_TYPES:
+            return cls.NONE
+        raise ImageError(
+            f"unsupported layer media type {media_type!r}",
+            hint="sconify reads tar, tar+gzip and tar+zstd layers (encrypted layers are not read)",
+        )
+
+    @classmethod
+    def detect(cls, head: bytes) -> Compression:
+        """Guess the compression from the first bytes of a blob (magic numbers)."""
+        if head.startswith(GZIP_MAGIC):
+            return cls.GZIP
+        if head.startswith(ZSTD_MAGIC):
+            return cls.ZSTD
+        return cls.NONE
+
+    @classmethod
+    def sniff(cls, path: Path) -> Compression:
+        """Detect the compression of the file at ``path`` from its magic bytes."""
+        with Path(path).open("rb") as f:
+            return cls.detect(f.read(4))
+
+    def oci_media_type(self) -> str:
+        """The OCI layer media type for this compression."""
+        return {
+            Compression.NONE: mt.OCI_LAYER,
+            Compression.GZIP: mt.OCI_LAYER_GZIP,
+            Compression.ZSTD: mt.OCI_LAYER_ZSTD,
+        }[self]
+
+
+def open_decompressed(path: Path, compression: Compression) -> BinaryIO:
+    """Open ``path`` and return a stream of its decompressed bytes."""
+    raw = Path(path).open("rb")  # noqa: SIM115 - the returned stream owns and closes it
+    if compression is Compression.NONE:
+        return raw
+    if compression is Compression.GZIP:
+        return cast(BinaryIO, _GzipOwning(raw))
+    # Layers made by pzstd, zstd --threads or zstd:chunked have several frames.
+    reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=True)
+    return cast(BinaryIO, reader)
+
+
+class _GzipOwning(gzip.GzipFile):
+    """A GzipFile that also closes the file it reads from."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__(fileobj=raw, mode="rb")
+        self._raw = raw
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._raw.close()
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A layer: its descriptor, the digest of its uncompressed tar, and the blob file.
+
+    ``path`` holds the blob bytes exactly as ``descriptor`` describes them (compressed if the
+    media type says so); ``diff_id`` is the sha256 of the uncompressed tar.
+    """
+
+    descriptor: Descriptor
+    diff_id: Digest
+    path: Path
+
+    @property
+    def digest(self) -> Digest:
+        """The digest of the blob (as in the manifest)."""
+        return self.descriptor.digest
+
+    @property
+    def size(self) -> int:
+        """The size of the blob in bytes."""
+        return self.descriptor.size
+
+    @property
+    def media_type(self) -> str:
+        """The layer's media type."""
+        return self.descriptor.media_type
+
+    @property
+    def compression(self) -> Compression:
+        """How the blob wraps the tar, from the media type."""
+        return Compression.from_media_type(self.descriptor.media_type)
+
+    def open_blob(self) -> BinaryIO:
+        """Open the blob bytes (as pushed to a registry)."""
+        return Path(self.path).open("rb")
+
+    def open_tar(self) -> BinaryIO:
+        """Open a stream of the uncompressed tar (for ``tarfile.open(mode="r|")``)."""
+        return open_decompressed(self.path, self.compression)
+
+    def with_descriptor(self, descriptor: Descriptor) -> Layer:
+        """Return the same blob described differently (e.g. a Docker type renamed to OCI)."""
+        return Layer(descriptor, self.diff_id, self.path)
+
+
+def layer_from_tar(
+    tar_path: Path,
+    store: BlobStore,
+    compression: Compression = Compression.GZIP,
+    level: int | None = None,
+    *,
+    annotations: dict[str, str] | None = None,
+) -> Layer:
+    """Compress a plain tar file into ``store`` as a layer, in one streaming pass.
+
+    The diff_id is the hash of the tar bytes read, the digest the hash of the bytes written.
+    gzip output is deterministic (no name, mtime 0) for a given level and zlib.
+    """
+    diff_hash = hashlib.sha256()
+    with Path(tar_path).open("rb") as src, store.writer(source=str(tar_path)) as sink:
+        if compression is Compression.NONE:
+            while chunk := src.read(CHUNK):
+                diff_hash.update(chunk)
+                sink.write(chunk)
+        elif compression is Compression.GZIP:
+            gz_level = DEFAULT_GZIP_LEVEL if level is None else level
+            with gzip.GzipFile(
+                filename="", mode="wb", compresslevel=gz_level, fileobj=sink, mtime=0
+            ) as gz:
+                while chunk := src.read(CHUNK):
+                    diff_hash.update(chunk)
+                    gz.write(chunk)
+        else:
+            zstd_level = DEFAULT_ZSTD_LEVEL if level is None else level
+            compressor = zstandard.ZstdCompressor(level=zstd_level)
+            with compressor.stream_writer(cast(BinaryIO, sink), closefd=False) as zw:
+                while chunk := src.read(CHUNK):
+                    diff_hash.update(chunk)
+                    zw.write(chunk)
+        digest, size = sink.commit()
+    descriptor = Descriptor(
+        compression.oci_media_type(), digest, size, annotations=annotations or None
+    )
+    return Layer(descriptor, Digest.from_hex(diff_hash.hexdigest()), store.path(digest))
+
+
+def layer_from_blob(
+    descriptor: Descriptor, store: BlobStore, diff_id: Digest | None = None
+) -> Layer:
+    """Return the layer for a blob already in ``store``; compute ``diff_id`` when not given."""
+    path = store.path(descriptor.digest)
+    if not path.is_file():
+        store.open(descriptor.digest).close()  # raises ImageNotFound with a hint
+    if diff_id is None:
+        diff_id = diff_id_of(path, Compression.from_media_type(descriptor.media_type))
+    return Layer(descriptor, diff_id, path)
+
+
+def diff_id_of(path: Path, compression: Compression) -> Digest:
+    """Return the sha256 of the tar inside the blob at ``path`` (decompressing as it streams)."""
+    h = hashlib.sha256()
+    try:
+        with open_decompressed(path, compression) as f:
+            while chunk := f.read(CHUNK):
+                h.update(chunk)
+    except (OSError, EOFError, zstandard.ZstdError) as e:
+        raise ImageError(
+            f"cannot decompress layer blob {path} as {compression.value}: {e}",
+            hint="the blob is corrupt or its media type does not match its content",
+        ) from e
+    return Digest.from_hex(h.hexdigest())
