@@ -1,0 +1,1 @@
+"""Crypto recipes: SCFS volumes, sealing to a TEE key. Primitives stay private (``_primitives``)."""
