@@ -1,0 +1,1 @@
+"""Local development services: the Docker engine and a registry, started only when missing."""
