@@ -1,0 +1,136 @@
+"""Run aiohttp apps on bound sockets until SIGTERM/SIGINT, announcing the ports in ready.json.
+
+Shared by ``sconify cas serve`` and ``sconify las serve``. Binding first and writing
+``ready.json`` (atomically) only once every socket listens lets callers pass port 0 and learn
+the ports the kernel chose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from sconify.cas.files import write_atomic
+from sconify.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+READY_FILE = "ready.json"
+
+
+@dataclass
+class Listener:
+    """One app on one address. ``name`` is the ready.json key of its port."""
+
+    name: str
+    app: web.Application
+    host: str
+    port: int
+    ssl_context: ssl.SSLContext | None = None
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket, or a :class:`ServiceError` that says which address is taken."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return socket.create_server((host, port), family=family, backlog=128)
+    except OSError as err:
+        raise ServiceError(
+            f"cannot listen on {host}:{port}: {err.strerror}",
+            hint="another process uses the port: stop it, or choose another port",
+        ) from None
+
+
+def serve(
+    listeners: list[Listener],
+    *,
+    state_dir: Path,
+    announce: dict[str, Any],
+    on_start: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Serve until a signal; ``announce`` adds fields to ready.json (e.g. the CAS key hash)."""
+    ready = state_dir / READY_FILE
+    ready.unlink(missing_ok=True)
+    sockets = [bind(item.host, item.port) for item in listeners]
+    asyncio.run(_serve(listeners, sockets, ready, announce, on_start))
+
+
+async def _serve(
+    listeners: list[Listener],
+    sockets: list[socket.socket],
+    ready: Path,
+    announce: dict[str, Any],
+    on_start: Callable[[], Awaitable[None]] | None,
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    runners: list[web.AppRunner] = []
+    try:
+        info: dict[str, Any] = {"pid": os.getpid(), **announce}
+        for item, sock in zip(listeners, sockets, strict=True):
+            runner = web.AppRunner(item.app)
+            await runner.setup()
+            runners.append(runner)
+            await web.SockSite(runner, sock, ssl_context=item.ssl_context).start()
+            port = sock.getsockname()[1]
+            info[item.name] = port
+            info.setdefault("host", item.host)
+            log.info("listening on %s:%d (%s)", item.host, port, item.name)
+        if on_start is not None:
+            await on_start()
+        write_atomic(ready, (json.dumps(info, sort_keys=True) + "\n").encode())
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        ready.unlink(missing_ok=True)
+        for runner in reversed(runners):
+            await runner.cleanup()
+        for sock in sockets:
+            sock.close()
+
+
+def json_error(status: int, check: str, message: str, hint: str | None = None) -> web.Response:
+    """The error body of both services: ``{"error": {"check", "message"[, "hint"]}}``."""
+    body: dict[str, str] = {"check": check, "message": message}
+    if hint:
+        body["hint"] = hint
+    return web.json_response({"error": body}, status=status)
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object; raises :class:`BadRequest` otherwise."""
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("the request body is not JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return body
+
+
+class BadRequest(Exception):
+    """A malformed request (400, check ``request``)."""
+
+
+@web.middleware
+async def bad_request_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Turn :class:`BadRequest` into a 400 JSON error."""
+    try:
+        return await handler(request)
+    except BadRequest as err:
+        return json_error(400, "request", str(err))
