@@ -1,0 +1,3 @@
+module sconify/runtime_shim
+
+go 1.19
