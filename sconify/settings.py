@@ -50,7 +50,9 @@ class RuntimeSettings:
     ) -> RuntimeSettings:
         """Validate user input (``--heap 1G --stack 4M --dlopen 2 --fork 0``)."""
         if dlopen not in (0, 1, 2):
-            raise UsageError(f"--dlopen={dlopen} is not 0, 1 or 2", hint="use --dlopen=1 in production")
+            raise UsageError(
+                f"--dlopen={dlopen} is not 0, 1 or 2", hint="use --dlopen=1 in production"
+            )
         if fork not in (0, 1):
             raise UsageError(f"--fork={fork} is not 0 or 1", hint="use --fork=0 or --fork=1")
         if dlopen == 2 and not debug:

@@ -21,7 +21,7 @@ def test_vectors(case: dict[str, object]) -> None:
 
 
 def test_canonical_json_escapes_only_what_it_must() -> None:
-    assert canonical_json({"b": "<&>\u2028\u00e9", "a": "\"\\\n\x01"}) == (
+    assert canonical_json({"b": "<&>\u2028\u00e9", "a": '"\\\n\x01'}) == (
         '{"a":"\\"\\\\\\n\\u0001","b":"<&>\u2028\u00e9"}'.encode()
     )
 

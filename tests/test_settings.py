@@ -37,6 +37,8 @@ def test_dlopen_2_needs_debug() -> None:
         RuntimeSettings.parse(heap="1G", stack="4M", dlopen=2, fork=0, debug=False)
     ok = RuntimeSettings.parse(heap="1G", stack="4M", dlopen=2, fork=0, debug=True)
     assert ok.environment() == {
-        "SCONE_HEAP": "1073741824", "SCONE_STACK": "4194304",
-        "SCONE_ALLOW_DLOPEN": "2", "SCONE_FORK": "0",
+        "SCONE_HEAP": "1073741824",
+        "SCONE_STACK": "4194304",
+        "SCONE_ALLOW_DLOPEN": "2",
+        "SCONE_FORK": "0",
     }

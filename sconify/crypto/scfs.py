@@ -201,16 +201,35 @@ class VolumeWriter:
         """Add a directory below ``region``."""
         reg = self._region(region, rel)
         reg.entries[rel] = {
-            "path": rel, "type": "dir", "mode": mode & 0o7777, "uid": uid, "gid": gid,
+            "path": rel,
+            "type": "dir",
+            "mode": mode & 0o7777,
+            "uid": uid,
+            "gid": gid,
         }
 
-    def add_symlink(self, region: str, rel: str, target: str, *, uid: int = 0, gid: int = 0) -> None:
+    def add_symlink(
+        self, region: str, rel: str, target: str, *, uid: int = 0, gid: int = 0
+    ) -> None:
         """Add a symbolic link below ``region`` (its target is kept as written)."""
         reg = self._region(region, rel)
-        reg.entries[rel] = {"path": rel, "type": "symlink", "target": target, "uid": uid, "gid": gid}
+        reg.entries[rel] = {
+            "path": rel,
+            "type": "symlink",
+            "target": target,
+            "uid": uid,
+            "gid": gid,
+        }
 
     def add_file(
-        self, region: str, rel: str, src: BinaryIO, size: int, *, mode: int, uid: int = 0,
+        self,
+        region: str,
+        rel: str,
+        src: BinaryIO,
+        size: int,
+        *,
+        mode: int,
+        uid: int = 0,
         gid: int = 0,
     ) -> None:
         """Encrypt ``size`` bytes of ``src`` as a file below ``region``."""
@@ -222,8 +241,14 @@ class VolumeWriter:
         with out.open("xb") as dst:
             encrypt_stream(self._key, src, size, dst, file_id=file_id, chunk_size=self._chunk_size)
         reg.entries[rel] = {
-            "path": rel, "type": "file", "mode": mode & 0o7777, "uid": uid, "gid": gid,
-            "size": size, "file_id": file_id.hex(), "blob": blob,
+            "path": rel,
+            "type": "file",
+            "mode": mode & 0o7777,
+            "uid": uid,
+            "gid": gid,
+            "size": size,
+            "file_id": file_id.hex(),
+            "blob": blob,
         }
         self._files += 1
         self._bytes += size
@@ -247,10 +272,17 @@ class VolumeWriter:
         for path in sorted(self._regions):
             reg = self._regions[path]
             self._check_tree(reg)
-            regions.append({
-                "path": reg.path, "mode": reg.mode, "uid": reg.uid, "gid": reg.gid,
-                "entries": [reg.entries[k] for k in sorted(reg.entries, key=lambda s: s.encode())],
-            })
+            regions.append(
+                {
+                    "path": reg.path,
+                    "mode": reg.mode,
+                    "uid": reg.uid,
+                    "gid": reg.gid,
+                    "entries": [
+                        reg.entries[k] for k in sorted(reg.entries, key=lambda s: s.encode())
+                    ],
+                }
+            )
         return {"version": VERSION, "regions": regions}
 
     def finish(self) -> SealedVolume:
@@ -271,7 +303,11 @@ def open_fspf(fspf: bytes, key: VolumeKey, tag_hex: str) -> dict[str, Any]:
 
 
 def read_volume(
-    image_root: Path, key: VolumeKey, tag_hex: str, *, fspf_path: str = "/sconify/fspf/fs.fspf",
+    image_root: Path,
+    key: VolumeKey,
+    tag_hex: str,
+    *,
+    fspf_path: str = "/sconify/fspf/fs.fspf",
     volumes_path: str = "/sconify/volumes",
 ) -> Iterator[tuple[str, dict[str, Any], bytes | None]]:
     """Yield ``(absolute path, entry, content)`` of every entry of a volume in an unpacked image.

@@ -101,7 +101,10 @@ def test_vectors(case: Path) -> None:
         with pytest.raises((CryptoError, FileNotFoundError)):
             list(read_volume(case / "image", key, spec["fspf_tag"]))
         return
-    got = {path: (entry, data) for path, entry, data in read_volume(case / "image", key, spec["fspf_tag"])}
+    got = {
+        path: (entry, data)
+        for path, entry, data in read_volume(case / "image", key, spec["fspf_tag"])
+    }
     assert set(got) == {e["path"] for e in spec["tree"]}
     for expected in spec["tree"]:
         entry, data = got[expected["path"]]

@@ -26,13 +26,21 @@ TREE: list[dict[str, Any]] = [
     {"path": "/app", "type": "dir", "mode": 0o755},
     {"path": "/app/app.py", "type": "file", "mode": 0o644, "content": b"print('hello')\n"},
     {"path": "/app/empty", "type": "file", "mode": 0o600, "content": b""},
-    {"path": "/app/big.bin", "type": "file", "mode": 0o640,
-     "content": bytes(range(256)) * 5 + b"tail"},
+    {
+        "path": "/app/big.bin",
+        "type": "file",
+        "mode": 0o640,
+        "content": bytes(range(256)) * 5 + b"tail",
+    },
     {"path": "/app/exact.bin", "type": "file", "mode": 0o644, "content": b"x" * 64},
     {"path": "/app/exact2.bin", "type": "file", "mode": 0o644, "content": b"y" * 64},
     {"path": "/app/static", "type": "dir", "mode": 0o750},
-    {"path": "/app/static/caf\u00e9 \u2603.txt", "type": "file", "mode": 0o644,
-     "content": "non-ASCII name \u00e9\n".encode()},
+    {
+        "path": "/app/static/caf\u00e9 \u2603.txt",
+        "type": "file",
+        "mode": 0o644,
+        "content": "non-ASCII name \u00e9\n".encode(),
+    },
     {"path": "/app/static/link", "type": "symlink", "target": "../app.py"},
     {"path": "/app/static/abs", "type": "symlink", "target": "/etc/hostname"},
     {"path": "/data", "type": "dir", "mode": 0o700},
@@ -99,19 +107,39 @@ def scfs_vectors() -> None:
     def case(name: str, expect: str, tag: str, why: str) -> Path:
         target = base / name
         shutil.copytree(base / "ok" / "image", target / "image")
-        (target / "case.json").write_text(json.dumps({
-            "why": why, "expect": expect, "fspf_key": key.reveal_hex(), "fspf_tag": tag,
-            "tree": _json_tree(TREE),
-        }, indent=1, ensure_ascii=False) + "\n")
+        (target / "case.json").write_text(
+            json.dumps(
+                {
+                    "why": why,
+                    "expect": expect,
+                    "fspf_key": key.reveal_hex(),
+                    "fspf_tag": tag,
+                    "tree": _json_tree(TREE),
+                },
+                indent=1,
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
         return target / "image"
 
     ok_root = base / "ok" / "image"
-    old_fspf, old_tag = _write_volume(base / "old" / "image", key, TREE)
+    old_fspf, _old_tag = _write_volume(base / "old" / "image", key, TREE)
     _, tag = _write_volume(ok_root, key, TREE)
-    (base / "ok" / "case.json").write_text(json.dumps({
-        "why": "a good volume", "expect": "ok", "fspf_key": key.reveal_hex(), "fspf_tag": tag,
-        "tree": _json_tree(TREE),
-    }, indent=1, ensure_ascii=False) + "\n")
+    (base / "ok" / "case.json").write_text(
+        json.dumps(
+            {
+                "why": "a good volume",
+                "expect": "ok",
+                "fspf_key": key.reveal_hex(),
+                "fspf_tag": tag,
+                "tree": _json_tree(TREE),
+            },
+            indent=1,
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
     shutil.rmtree(base / "old")
 
     root = case("old-fspf", "error", tag, "an fspf from an earlier conversion with the same key")
@@ -147,7 +175,12 @@ def scfs_vectors() -> None:
     blob = _blob_of(root, key, tag, "/app/big.bin")
     raw = blob.read_bytes()
     size = CHUNK + 16
-    head, c0, c1, rest = raw[:36], raw[36 : 36 + size], raw[36 + size : 36 + 2 * size], raw[36 + 2 * size :]
+    head, c0, c1, rest = (
+        raw[:36],
+        raw[36 : 36 + size],
+        raw[36 + size : 36 + 2 * size],
+        raw[36 + 2 * size :],
+    )
     blob.write_bytes(head + c1 + c0 + rest)
 
     root = case("blob-missing", "error", tag, "a ciphertext deleted")
@@ -156,33 +189,47 @@ def scfs_vectors() -> None:
     wrong = VolumeKey.generate()
     target = base / "wrong-key"
     shutil.copytree(base / "ok" / "image", target / "image")
-    (target / "case.json").write_text(json.dumps({
-        "why": "the right tag with another key", "expect": "error",
-        "fspf_key": wrong.reveal_hex(), "fspf_tag": tag, "tree": _json_tree(TREE),
-    }, indent=1, ensure_ascii=False) + "\n")
+    (target / "case.json").write_text(
+        json.dumps(
+            {
+                "why": "the right tag with another key",
+                "expect": "error",
+                "fspf_key": wrong.reveal_hex(),
+                "fspf_tag": tag,
+                "tree": _json_tree(TREE),
+            },
+            indent=1,
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
 
 
 def measurement_vectors() -> None:
     """Write ``measurement/cases.json``."""
     cases = []
-    for i, settings in enumerate([
-        RuntimeSettings(heap=1024**3, stack=4 * 1024**2, dlopen=2, fork=0, debug=True),
-        RuntimeSettings(heap=256 * 1024**2, stack=1024**2, dlopen=1, fork=1, debug=False),
-    ]):
+    for i, settings in enumerate(
+        [
+            RuntimeSettings(heap=1024**3, stack=4 * 1024**2, dlopen=2, fork=0, debug=True),
+            RuntimeSettings(heap=256 * 1024**2, stack=1024**2, dlopen=1, fork=1, debug=False),
+        ]
+    ):
         files = MeasuredFiles(
             shim_sha256=hashlib.sha256(b"shim%d" % i).hexdigest(),
             guard_sha256="" if i == 0 else hashlib.sha256(b"guard").hexdigest(),
-            binary="/usr/bin/python3.11" if i == 0 else "/opt/caf\u00e9/\"bin\"\\x\n",
+            binary="/usr/bin/python3.11" if i == 0 else '/opt/caf\u00e9/"bin"\\x\n',
             binary_sha256=hashlib.sha256(b"bin").hexdigest(),
             config_sha256=hashlib.sha256(b"config").hexdigest(),
             auth_manifest_sha256=hashlib.sha256(b"manifest").hexdigest(),
         )
         fields = measurement_fields(files, settings)
-        cases.append({
-            "fields": fields,
-            "canonical": canonical_json(fields).decode(),
-            "measurement": measure(files, settings),
-        })
+        cases.append(
+            {
+                "fields": fields,
+                "canonical": canonical_json(fields).decode(),
+                "measurement": measure(files, settings),
+            }
+        )
     out = HERE / "measurement" / "cases.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(cases, indent=1, ensure_ascii=False) + "\n")
@@ -193,8 +240,24 @@ def size_vectors() -> None:
     from sconify.errors import UsageError
     from sconify.settings import parse_size
 
-    texts = ["65536", "64K", "64k", "4M", "4m", "1G", "1g", "0", "", "1T", "1.5G", "-1",
-             " 4M", "4MB", "0x10", "16777216"]
+    texts = [
+        "65536",
+        "64K",
+        "64k",
+        "4M",
+        "4m",
+        "1G",
+        "1g",
+        "0",
+        "",
+        "1T",
+        "1.5G",
+        "-1",
+        " 4M",
+        "4MB",
+        "0x10",
+        "16777216",
+    ]
     cases: list[dict[str, Any]] = []
     for text in texts:
         try:

@@ -1,0 +1,218 @@
+"""The merged file system of an image, as a container would see it, built by streaming its layers.
+
+One pass over every layer tar records, for each path that survives whiteouts, where its content
+lives (layer and tar member), its metadata, the sha256 of regular files and, for ELF files, what
+the loader needs. Nothing is extracted to disk and no file is held whole in memory except ELF
+files, which are parsed (libraries are small; huge ones are hashed but not parsed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import posixpath
+import tarfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+
+from sconify.elf import ELF_MAGIC, ElfInfo, NotElf, parse_elf
+from sconify.errors import ImageError, UnsafeLayer
+from sconify.image import Layer
+from sconify.mutate.tarpaths import clean_hardlink_target, clean_name, is_below, whiteout_of
+
+log = logging.getLogger(__name__)
+
+_ELF_PARSE_LIMIT = 512 * 1024 * 1024
+_READ = 1 << 20
+_SYMLINK_HOPS = 40
+
+
+@dataclass(frozen=True)
+class Node:
+    """One path of the merged file system.
+
+    ``kind`` is ``file``, ``dir``, ``symlink`` or ``other`` (devices, fifos). For a file,
+    ``layer``/``member`` name the tar entry holding its bytes (for a hard link, its target's
+    entry in the same layer).
+    """
+
+    path: str
+    kind: str
+    mode: int
+    uid: int
+    gid: int
+    layer: int
+    member: str
+    size: int = 0
+    target: str = ""
+    sha256: str = ""
+    elf: ElfInfo | None = None
+
+
+@dataclass
+class FsView:
+    """The merged view of an image's layers, plus where each layer's entries are."""
+
+    nodes: dict[str, Node] = field(default_factory=dict)
+    layer_paths: list[set[str]] = field(default_factory=list)
+
+    def get(self, path: str) -> Node | None:
+        """The node at ``path`` exactly (no symlink resolution)."""
+        return self.nodes.get(path)
+
+    def resolve(self, path: str) -> str | None:
+        """Follow symlinks in every component of ``path`` as the kernel would; None if missing."""
+        hops = 0
+        parts = [p for p in path.split("/") if p]
+        resolved = "/"
+        while parts:
+            part = parts.pop(0)
+            if part == ".":
+                continue
+            if part == "..":
+                resolved = posixpath.dirname(resolved)
+                continue
+            candidate = posixpath.join(resolved, part)
+            node = self.nodes.get(candidate)
+            if node is None:
+                return None
+            if node.kind == "symlink":
+                hops += 1
+                if hops > _SYMLINK_HOPS:
+                    return None
+                target = node.target
+                base = "/" if target.startswith("/") else resolved
+                parts = [p for p in target.split("/") if p] + parts
+                resolved = base
+                continue
+            resolved = candidate
+        return resolved
+
+    def children(self, root: str) -> Iterator[Node]:
+        """Every node strictly below ``root``, in path order."""
+        prefix = root.rstrip("/") + "/"
+        for path in sorted(self.nodes):
+            if path.startswith(prefix):
+                yield self.nodes[path]
+
+    def close_matches(self, path: str, limit: int = 3) -> list[str]:
+        """Paths that look like ``path`` (same base name first), for error hints."""
+        import difflib
+
+        base = posixpath.basename(path)
+        same_base = sorted(p for p, n in self.nodes.items() if posixpath.basename(p) == base)
+        if same_base:
+            return same_base[:limit]
+        return difflib.get_close_matches(path, list(self.nodes), n=limit, cutoff=0.6)
+
+
+def _remove_tree(nodes: dict[str, Node], path: str, *, keep_root: bool) -> None:
+    for existing in [p for p in nodes if is_below(p, path)]:
+        if keep_root and existing == path:
+            continue
+        del nodes[existing]
+
+
+def _kind(member: tarfile.TarInfo) -> str:
+    if member.isdir():
+        return "dir"
+    if member.issym():
+        return "symlink"
+    if member.isreg() or member.islnk():
+        return "file"
+    return "other"
+
+
+def _hash_member(stream: tarfile.TarFile, member: tarfile.TarInfo) -> tuple[str, ElfInfo | None]:
+    handle = stream.extractfile(member)
+    if handle is None:
+        return hashlib.sha256(b"").hexdigest(), None
+    digest = hashlib.sha256()
+    head = handle.read(_READ)
+    digest.update(head)
+    if head.startswith(ELF_MAGIC) and member.size <= _ELF_PARSE_LIMIT:
+        chunks = [head]
+        while chunk := handle.read(_READ):
+            digest.update(chunk)
+            chunks.append(chunk)
+        try:
+            return digest.hexdigest(), parse_elf(b"".join(chunks))
+        except NotElf:
+            return digest.hexdigest(), None
+    while chunk := handle.read(_READ):
+        digest.update(chunk)
+    return digest.hexdigest(), None
+
+
+def scan_layers(layers: Sequence[Layer]) -> FsView:
+    """Build the merged view of ``layers`` (bottom first), applying whiteouts and opaque dirs."""
+    view = FsView()
+    for index, layer in enumerate(layers):
+        name = f"{index} ({layer.digest})"
+        additions: list[Node] = []
+        whiteouts = []
+        seen: set[str] = set()
+        by_member: dict[str, Node] = {}
+        try:
+            with layer.open_tar() as raw, tarfile.open(fileobj=raw, mode="r|") as stream:
+                for member in stream:
+                    path = clean_name(member.name, layer=name)
+                    if path == "/":
+                        continue
+                    seen.add(path)
+                    wo = whiteout_of(path)
+                    if wo is not None:
+                        whiteouts.append(wo)
+                        continue
+                    node = _node_of(stream, member, path, index, name, by_member)
+                    by_member[path] = node
+                    additions.append(node)
+        except (tarfile.TarError, EOFError, OSError) as err:
+            raise ImageError(
+                f"layer {name} is not a readable tar: {err}",
+                hint="the blob is corrupt or not a layer; pull the image again",
+            ) from err
+        for wo in whiteouts:
+            _remove_tree(view.nodes, wo.path, keep_root=wo.opaque)
+        for node in additions:
+            old = view.nodes.get(node.path)
+            if node.kind != "dir" or (old is not None and old.kind != "dir"):
+                _remove_tree(view.nodes, node.path, keep_root=False)
+            view.nodes[node.path] = node
+        view.layer_paths.append(seen)
+    return view
+
+
+def _node_of(
+    stream: tarfile.TarFile,
+    member: tarfile.TarInfo,
+    path: str,
+    index: int,
+    layer_name: str,
+    earlier: dict[str, Node],
+) -> Node:
+    kind = _kind(member)
+    node = Node(path, kind, member.mode & 0o7777, member.uid, member.gid, index, member.name)
+    if member.islnk():
+        target = clean_hardlink_target(member, layer=layer_name)
+        source = earlier.get(target)
+        if source is None or source.kind != "file":
+            raise UnsafeLayer(
+                f"layer {layer_name}: hard link {path} points to {target}, which is not a file "
+                "earlier in the same layer",
+                hint="rebuild the image; hard links must point to a file in their own layer",
+            )
+        return replace(
+            node,
+            kind="file",
+            member=source.member,
+            size=source.size,
+            sha256=source.sha256,
+            elf=source.elf,
+        )
+    if kind == "symlink":
+        return replace(node, target=member.linkname)
+    if kind == "file":
+        sha, elf = _hash_member(stream, member)
+        return replace(node, size=member.size, sha256=sha, elf=elf)
+    return node

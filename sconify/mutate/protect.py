@@ -1,0 +1,183 @@
+"""Protect directories: encrypt their merged contents as SCFS v1 and strip them from every layer.
+
+A whiteout in an upper layer would only hide the plaintext; the bytes would stay in the lower
+layer's blob. So every layer that holds an entry below a protected directory is rewritten without
+it; layers that hold none pass through byte-identical (same digest, nothing re-uploaded).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tarfile
+import tempfile
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, cast
+
+from sconify.crypto.keys import VolumeKey
+from sconify.crypto.scfs import SealedVolume, VolumeWriter
+from sconify.errors import ConversionError, ImageError
+from sconify.image import BlobStore, Compression, Layer, layer_from_tar
+from sconify.mutate.fsview import FsView, Node
+from sconify.mutate.tarpaths import clean_hardlink_target, clean_name, is_below
+from sconify.mutate.tarwriter import copy_member
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProtectedVolume:
+    """The outcome: the native layers without the plaintext, and the encrypted volume."""
+
+    layers: tuple[Layer, ...]
+    regions: tuple[str, ...]
+    sealed: SealedVolume
+    volumes_dir: Path
+    rewritten: tuple[int, ...]
+
+
+def resolve_regions(view: FsView, dirs: Sequence[str]) -> tuple[str, ...]:
+    """Check each ``--dir`` exists as a directory; return their real paths (symlinks resolved)."""
+    out: list[str] = []
+    for d in dirs:
+        if not d.startswith("/") or d.rstrip("/") in ("", "/sconify"):
+            raise ConversionError(
+                f"--dir={d} cannot be protected",
+                hint="pass an absolute directory of the application, such as --dir=/app",
+            )
+        resolved = view.resolve(d)
+        node = view.get(resolved) if resolved else None
+        if node is None:
+            matches = view.close_matches(d.rstrip("/"))
+            raise ConversionError(
+                f"--dir={d} does not exist in the image",
+                hint=("did you mean " + " or ".join(matches) + "?")
+                if matches
+                else "list the image's directories with: sconify image inspect IMAGE",
+            )
+        if node.kind != "dir":
+            raise ConversionError(
+                f"--dir={d} is a {node.kind}, not a directory", hint="pass a directory"
+            )
+        if node.path not in out:
+            out.append(node.path)
+    for a in out:
+        for b in out:
+            if a != b and is_below(b, a):
+                raise ConversionError(
+                    f"--dir={b} lies inside --dir={a}", hint="pass only the outer directory"
+                )
+    return tuple(out)
+
+
+def _region_of(path: str, regions: Sequence[str]) -> str | None:
+    return next((r for r in regions if is_below(path, r)), None)
+
+
+def protect_regions(
+    layers: Sequence[Layer],
+    view: FsView,
+    regions: Sequence[str],
+    key: VolumeKey,
+    store: BlobStore,
+    workdir: Path,
+    *,
+    compression: Compression = Compression.GZIP,
+) -> ProtectedVolume:
+    """Encrypt ``regions`` of the merged view with ``key`` and return plaintext-free layers."""
+    volumes_dir = workdir / "volumes"
+    volumes_dir.mkdir(parents=True)
+    writer = VolumeWriter(key, volumes_dir)
+    sources: dict[tuple[int, str], list[tuple[str, str, Node]]] = defaultdict(list)
+    for region in regions:
+        root = view.nodes[region]
+        writer.add_region(region, mode=root.mode, uid=root.uid, gid=root.gid)
+        for node in view.children(region):
+            rel = node.path[len(region) + 1 :]
+            if node.kind == "dir":
+                writer.add_dir(region, rel, mode=node.mode, uid=node.uid, gid=node.gid)
+            elif node.kind == "symlink":
+                writer.add_symlink(region, rel, node.target, uid=node.uid, gid=node.gid)
+            elif node.kind == "file":
+                sources[(node.layer, node.member)].append((region, rel, node))
+            else:
+                raise ConversionError(
+                    f"{node.path} is a device or fifo inside the protected directory {region}",
+                    hint="protect only directories of regular files, links and directories",
+                )
+
+    touched = [
+        i for i, paths in enumerate(view.layer_paths) if any(_region_of(p, regions) for p in paths)
+    ]
+    out = list(layers)
+    for index in touched:
+        out[index] = _rewrite_layer(
+            index, layers[index], regions, sources, writer, store, workdir, compression
+        )
+    expected = sum(len(group) for group in sources.values())
+    sealed = writer.finish()
+    if sealed.file_count != expected:
+        raise ImageError(
+            "some protected files were not found again in their layers",
+            hint="a layer changed while converting; run the conversion again",
+        )
+    return ProtectedVolume(tuple(out), tuple(regions), sealed, volumes_dir, tuple(touched))
+
+
+def _rewrite_layer(
+    index: int,
+    layer: Layer,
+    regions: Sequence[str],
+    sources: dict[tuple[int, str], list[tuple[str, str, Node]]],
+    writer: VolumeWriter,
+    store: BlobStore,
+    workdir: Path,
+    compression: Compression,
+) -> Layer:
+    name = f"{index} ({layer.digest})"
+    tar_path = workdir / f"layer-{index}.tar"
+    dropped = 0
+    with (
+        layer.open_tar() as raw,
+        tarfile.open(fileobj=raw, mode="r|") as src,
+        tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as dst,
+    ):
+        for member in src:
+            path = clean_name(member.name, layer=name)
+            protected = _region_of(path, regions) is not None
+            if not protected and member.islnk():
+                target = clean_hardlink_target(member, layer=name)
+                if _region_of(target, regions) is not None:
+                    raise ConversionError(
+                        f"{path} is a hard link to {target} in a protected directory, "
+                        "so its plaintext would stay in the image",
+                        hint="protect the directory of the link too (another --dir), or "
+                        "remove the link from the native image",
+                    )
+            wanted = sources.get((index, member.name)) if member.isreg() else None
+            data = cast(BinaryIO, src.extractfile(member)) if member.isreg() else None
+            if wanted and data is not None:
+                with tempfile.SpooledTemporaryFile(8 << 20, dir=str(workdir)) as spool:
+                    shutil.copyfileobj(data, spool)
+                    for target_entry in wanted:
+                        spool.seek(0)
+                        _add(writer, target_entry, cast(BinaryIO, spool))
+                    spool.seek(0)
+                    if not protected:
+                        copy_member(dst, member, cast(BinaryIO, spool))
+            elif not protected:
+                copy_member(dst, member, data)
+            if protected:
+                dropped += 1
+    log.info("layer %s: removed %d protected entries", name, dropped)
+    layer_out = layer_from_tar(tar_path, store, compression)
+    tar_path.unlink()
+    return layer_out
+
+
+def _add(writer: VolumeWriter, target: tuple[str, str, Node], data: BinaryIO) -> None:
+    region, rel, node = target
+    writer.add_file(region, rel, data, node.size, mode=node.mode, uid=node.uid, gid=node.gid)

@@ -1,0 +1,28 @@
+"""Where the runtime pieces that go into converted images (the shim, the guard) are found."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sconify.errors import ConversionError
+
+_RUNTIME_DIR = Path(__file__).parent / "_runtime"
+
+
+def shim_path(arch: str = "amd64") -> Path:
+    """The static shim binary for ``arch`` (``SCONIFY_SHIM`` overrides, for development)."""
+    override = os.environ.get("SCONIFY_SHIM")
+    path = Path(override) if override else _RUNTIME_DIR / f"shim-linux-{arch}"
+    if not path.is_file():
+        raise ConversionError(
+            f"the runtime shim for linux/{arch} is not built ({path} is missing)",
+            hint="run `make install` (it builds the shim with Go) or set SCONIFY_SHIM",
+        )
+    return path
+
+
+def guard_path(arch: str = "amd64") -> Path | None:
+    """The dlopen guard library for ``arch``, when it has been built (issue 5 adds it)."""
+    path = _RUNTIME_DIR / f"libsconify_guard-linux-{arch}.so"
+    return path if path.is_file() else None
