@@ -38,6 +38,7 @@ class Listener:
     host: str
     port: int
     ssl_context: ssl.SSLContext | None = None
+    sock: socket.socket | None = None
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -62,7 +63,7 @@ def serve(
     """Serve until a signal; ``announce`` adds fields to ready.json (e.g. the CAS key hash)."""
     ready = state_dir / READY_FILE
     ready.unlink(missing_ok=True)
-    sockets = [bind(item.host, item.port) for item in listeners]
+    sockets = [item.sock or bind(item.host, item.port) for item in listeners]
     asyncio.run(_serve(listeners, sockets, ready, announce, on_start))
 
 

@@ -1,0 +1,220 @@
+"""The enclave API's logic: challenges, and the checks before a configuration is released.
+
+Contracts.md section 7. The checks run in the contract's order and the first failure names
+itself (``session``, ``service``, ``nonce``, ``qe_key``, ``signature``, ``quote``,
+``report_data``, ``mrenclave``, ``tolerate``). A nonce is consumed by any attempt that
+presents it, whatever the outcome.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sconify.canonical import canonical_json
+from sconify.cas.sessions import current_values
+from sconify.cas.store import SessionStore
+from sconify.crypto.jwe import TeePublicKey, seal
+from sconify.errors import CasRefused, CryptoError, SessionError
+from sconify.las.quote import SimQuote, key_id, load_qe_public_key, signature_valid
+from sconify.session import Service, Session, service_config
+
+log = logging.getLogger(__name__)
+
+NONCE_TTL_SECONDS = 60
+_MAX_OUTSTANDING = 100_000
+_ATTEST_FIELDS = {"config_id", "nonce", "quote", "signature", "qe_pubkey", "tee_pubkey"}
+
+
+class BadAttestRequest(Exception):
+    """A request body of the wrong shape (400, check ``request``)."""
+
+
+@dataclass(frozen=True)
+class _Issued:
+    config_id: str
+    expires: float
+
+
+class NonceBook:
+    """Outstanding challenges, in memory: single use, ``ttl`` seconds."""
+
+    def __init__(
+        self, ttl: float = NONCE_TTL_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._issued: dict[str, _Issued] = {}
+        self._lock = threading.Lock()
+
+    def issue(self, config_id: str) -> str:
+        """A fresh nonce (64 hex) for ``config_id``."""
+        with self._lock:
+            return self._issue(config_id)
+
+    def _issue(self, config_id: str) -> str:
+        now = self._clock()
+        if len(self._issued) >= _MAX_OUTSTANDING:
+            self._issued = {n: i for n, i in self._issued.items() if i.expires > now}
+        if len(self._issued) >= _MAX_OUTSTANDING:
+            raise CasRefused(
+                "too many outstanding challenges", status=503, check="nonce", hint="retry later"
+            )
+        nonce = os.urandom(32).hex()
+        self._issued[nonce] = _Issued(config_id, now + self._ttl)
+        return nonce
+
+    def consume(self, nonce: str, config_id: str) -> str | None:
+        """Use up ``nonce``; return why it is not acceptable for ``config_id``, or ``None``."""
+        with self._lock:
+            issued = self._issued.pop(nonce, None)
+        if issued is None:
+            return "the nonce is unknown or was already used"
+        if issued.expires <= self._clock():
+            return "the nonce has expired"
+        if issued.config_id != config_id:
+            return "the nonce was issued for another config id"
+        return None
+
+
+def split_config_id(config_id: str) -> tuple[str, str]:
+    """``ns/session/service`` -> (``ns/session``, ``service``)."""
+    session_name, sep, service_name = config_id.rpartition("/")
+    if not sep or not session_name or not service_name:
+        raise CasRefused(
+            f"config id {config_id!r} is not <session>/<service>",
+            status=404,
+            check="session",
+            hint="set SCONE_CONFIG_ID to <namespace>/<session>/<service>",
+        )
+    return session_name, service_name
+
+
+def _lookup(store: SessionStore, config_id: str) -> tuple[Session, str, dict[str, Any], Service]:
+    session_name, service_name = split_config_id(config_id)
+    session, current_hash, values = current_values(store, session_name)
+    service = session.service(service_name)
+    if service is None:
+        raise CasRefused(
+            f"session {session_name!r} has no service {service_name!r}",
+            status=404,
+            check="service",
+        )
+    return session, current_hash, values, service
+
+
+def challenge(store: SessionStore, nonces: NonceBook, body: dict[str, Any]) -> dict[str, Any]:
+    """``POST /v1/enclave/challenge``: a nonce bound to an existing session and service."""
+    config_id = body.get("config_id")
+    if set(body) != {"config_id"} or not isinstance(config_id, str):
+        raise BadAttestRequest("expected exactly {config_id: string}")
+    _lookup(store, config_id)
+    return {"expires_in": NONCE_TTL_SECONDS, "nonce": nonces.issue(config_id)}
+
+
+def expected_report_data(nonce_hex: str, tee: TeePublicKey) -> bytes:
+    """``SHA-256(nonce bytes || JWK thumbprint) || 32 zero bytes`` (64 bytes)."""
+    return hashlib.sha256(bytes.fromhex(nonce_hex) + tee.thumbprint()).digest() + bytes(32)
+
+
+def _refuse(check: str, message: str, hint: str | None = None) -> CasRefused:
+    return CasRefused(message, status=403, check=check, hint=hint)
+
+
+def _b64(text: str) -> bytes:
+    return base64.b64decode(text, validate=True)
+
+
+def attest(store: SessionStore, nonces: NonceBook, body: dict[str, Any]) -> str:
+    """``POST /v1/enclave/attest``: run every check, then seal the service's configuration."""
+    if set(body) != _ATTEST_FIELDS:
+        raise BadAttestRequest(f"expected exactly the fields {', '.join(sorted(_ATTEST_FIELDS))}")
+    strings = ("config_id", "nonce", "quote", "signature", "qe_pubkey")
+    if not all(isinstance(body[k], str) for k in strings) or not isinstance(
+        body["tee_pubkey"], dict
+    ):
+        raise BadAttestRequest("config_id, nonce, quote, signature, qe_pubkey must be strings")
+    config_id: str = body["config_id"]
+    nonce: str = body["nonce"]
+    nonce_problem = nonces.consume(nonce, config_id)
+
+    session, current_hash, values, service = _lookup(store, config_id)
+    if nonce_problem is not None:
+        raise _refuse("nonce", nonce_problem, "ask for a new challenge")
+
+    try:
+        qe_key = load_qe_public_key(body["qe_pubkey"])
+    except ValueError as err:
+        raise _refuse("qe_key", f"the quoting key is unusable: {err}") from None
+    qe_key_id = key_id(qe_key)
+    if qe_key_id not in session.security.trusted_scone_qe_pubkeys:
+        raise _refuse(
+            "qe_key",
+            f"quoting key {qe_key_id} is not trusted by session {session.name!r}",
+            hint="add the LAS key id (GET /v1/qe-pubkey) to "
+            "security.attestation.trusted_scone_qe_pubkeys",
+        )
+
+    try:
+        quote_bytes, signature = _b64(body["quote"]), _b64(body["signature"])
+    except (binascii.Error, ValueError):
+        raise _refuse("signature", "quote or signature is not base64") from None
+    if not signature_valid(qe_key, quote_bytes, signature):
+        raise _refuse("signature", "the quote's signature does not verify with the quoting key")
+
+    try:
+        quote = SimQuote.parse(quote_bytes)
+    except ValueError as err:
+        raise _refuse("quote", str(err)) from None
+    if quote.qe_key_id != qe_key_id:
+        raise _refuse("quote", "the quote names another quoting key than the one that signed it")
+
+    try:
+        tee = TeePublicKey.from_jwk(body["tee_pubkey"])
+    except CryptoError:
+        raise _refuse("report_data", "tee_pubkey is not a P-256 JWK") from None
+    expected = expected_report_data(nonce, tee)
+    if not hmac.compare_digest(bytes.fromhex(quote.report_data), expected):
+        raise _refuse(
+            "report_data",
+            "report_data does not bind this nonce and TEE key",
+            hint="report_data = SHA-256(nonce bytes || JWK thumbprint) || 32 zero bytes",
+        )
+
+    if quote.mrenclave not in service.mrenclaves:
+        raise _refuse(
+            "mrenclave",
+            f"measurement {quote.mrenclave} is not allowed for {config_id}",
+            hint="the image or its SCONE_HEAP/STACK/ALLOW_DLOPEN/FORK changed since conversion",
+        )
+
+    tolerated = session.security.tolerate
+    if "simulation" not in tolerated:
+        raise _refuse(
+            "tolerate",
+            "the quote is simulated and the session does not tolerate simulation",
+            hint="add simulation to security.attestation.tolerate (sconify_image "
+            "--allow-simulation or --cas-debug)",
+        )
+    if quote.debug and "debug-mode" not in tolerated:
+        raise _refuse(
+            "tolerate",
+            "the quote is from a debug enclave and the session does not tolerate debug-mode",
+            hint="add debug-mode to security.attestation.tolerate",
+        )
+
+    try:
+        config = service_config(session, service.name, values, session_hash=current_hash)
+    except SessionError as err:
+        raise CasRefused(err.message, status=500, check="config", hint=err.hint) from None
+    log.info("released %s (session %s) to measurement %s", config_id, current_hash, quote.mrenclave)
+    return seal(canonical_json(config), tee)

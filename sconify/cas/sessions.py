@@ -1,0 +1,198 @@
+"""Session rules of the CAS: who may create, update and read what, and secret lifecycles.
+
+Errors are :class:`~sconify.errors.CasRefused` with the HTTP status and check name the API
+answers with; messages never hold secret values.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sconify.cas.store import Conflict, SessionStore, StoredVersion, Transaction
+from sconify.errors import CasRefused, SessionError
+from sconify.session import SecretValue, Session, load_session, session_hash
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """The outcome of ``POST /v1/sessions``."""
+
+    name: str
+    hash: str
+    created: bool
+
+
+def _parse(yaml_text: str) -> Session:
+    try:
+        return load_session(yaml_text)
+    except SessionError as err:
+        raise CasRefused(err.message, status=400, check="session", hint=err.hint) from None
+
+
+def _require_identity(identity: str | None) -> str:
+    if identity is None:
+        raise CasRefused(
+            "this request needs a client certificate",
+            status=401,
+            check="identity",
+            hint="enroll with POST /v1/identities and connect with the issued certificate",
+        )
+    return identity
+
+
+def submit_session(store: SessionStore, yaml_text: str, identity: str | None) -> Submitted:
+    """Create a session, or update it when ``predecessor`` names its current version."""
+    session = _parse(yaml_text)
+    caller = _require_identity(identity)
+    new_hash = session_hash(session)
+    with store.transaction() as tx:
+        current = tx.current(session.name)
+        if session.predecessor is None:
+            if current is not None:
+                raise CasRefused(
+                    f"session {session.name!r} already exists",
+                    status=409,
+                    check="predecessor",
+                    hint="to update it, set predecessor to its current hash "
+                    "(`sconify session update` does that)",
+                )
+            _check_namespace(tx, session, caller)
+            secrets = {spec.name: spec.initial_value() for spec in session.secrets}
+        else:
+            if current is None:
+                raise CasRefused(
+                    f"session {session.name!r} does not exist, so it cannot be updated",
+                    status=404,
+                    check="session",
+                    hint="remove predecessor to create it",
+                )
+            head, old = current
+            old_session = _parse(old.text)
+            if not old_session.access_policy.allows("update", caller, head.creator):
+                raise CasRefused(
+                    f"your identity may not update session {session.name!r}",
+                    status=403,
+                    check="access_policy",
+                    hint="use an identity listed in its access_policy.update",
+                )
+            if head.current_hash != session.predecessor:
+                raise CasRefused(
+                    f"predecessor {session.predecessor} is not the current version of "
+                    f"{session.name!r}",
+                    status=409,
+                    check="predecessor",
+                    hint="someone updated it meanwhile: read it again and re-apply your change",
+                )
+            secrets = _migrate_secrets(session, old_session, old)
+        try:
+            tx.put_version(
+                name=session.name,
+                session_hash=new_hash,
+                predecessor=session.predecessor,
+                text=yaml_text,
+                secrets=secrets,
+                actor=caller,
+            )
+        except Conflict as err:
+            raise CasRefused(str(err), status=409, check="predecessor") from None
+    log.info(
+        "%s session %s -> %s by %s",
+        "created" if session.predecessor is None else "updated",
+        session.name,
+        new_hash,
+        caller[:16],
+    )
+    return Submitted(name=session.name, hash=new_hash, created=session.predecessor is None)
+
+
+def _check_namespace(tx: Transaction, session: Session, caller: str) -> None:
+    namespace = session.namespace
+    if namespace is None:
+        return
+    current = tx.current(namespace)
+    if current is None:
+        raise CasRefused(
+            f"namespace {namespace!r} does not exist",
+            status=404,
+            check="namespace",
+            hint=f"create the session {namespace!r} first (sconify_image --create-namespace)",
+        )
+    head, version = current
+    policy = _parse(version.text).access_policy
+    if not policy.allows("create_sessions", caller, head.creator):
+        raise CasRefused(
+            f"your identity may not create sessions in namespace {namespace!r}",
+            status=403,
+            check="access_policy",
+            hint="use an identity listed in the namespace's access_policy.create_sessions",
+        )
+
+
+def _migrate_secrets(new: Session, old: Session, old_version: StoredVersion) -> dict[str, bytes]:
+    values: dict[str, bytes] = {}
+    for spec in new.secrets:
+        old_spec = old.secret(spec.name)
+        kept = None
+        if old_spec is not None and spec.name in old_version.secrets:
+            kept = spec.migrate(old_spec, old_version.secrets[spec.name])
+        values[spec.name] = kept if kept is not None else spec.initial_value()
+    return values
+
+
+def read_session(
+    store: SessionStore, name: str, identity: str | None, *, version: str | None = None
+) -> StoredVersion:
+    """The current version (or ``version``) of ``name``, for callers in its read policy."""
+    caller = _require_identity(identity)
+    with store.reader() as tx:
+        current = tx.current(name)
+        if current is None:
+            raise CasRefused(f"session {name!r} does not exist", status=404, check="session")
+        head, latest = current
+        if not _parse(latest.text).access_policy.allows("read", caller, head.creator):
+            raise CasRefused(
+                f"your identity may not read session {name!r}",
+                status=403,
+                check="access_policy",
+                hint="use an identity listed in its access_policy.read",
+            )
+        if version is None or version == head.current_hash:
+            return latest
+        found = tx.version(name, version)
+        if found is None:
+            raise CasRefused(
+                f"session {name!r} has no version {version}", status=404, check="session"
+            )
+        return found
+
+
+def current_values(store: SessionStore, name: str) -> tuple[Session, str, dict[str, SecretValue]]:
+    """The current session, its hash and its secret values (for the enclave API)."""
+    with store.reader() as tx:
+        current = tx.current(name)
+        if current is None:
+            raise CasRefused(f"session {name!r} does not exist", status=404, check="session")
+        head, version = current
+    session = _parse(version.text)
+    values = {
+        spec.name: SecretValue(spec, version.secrets[spec.name])
+        for spec in session.secrets
+        if spec.name in version.secrets
+    }
+    return session, head.current_hash, values
+
+
+def public_values(store: SessionStore, name: str) -> dict[str, dict[str, str]]:
+    """The ``export_public`` secrets of the current version: ``{name: {kind, value}}``."""
+    _, _, values = current_values(store, name)
+    return {
+        secret.spec.name: {
+            "kind": secret.spec.kind,
+            "value": secret.spec.public_value(secret.value),
+        }
+        for secret in values.values()
+        if secret.spec.export_public
+    }
