@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import logging
 import os
@@ -25,7 +24,13 @@ from sconify.cas.sessions import current_values
 from sconify.cas.store import SessionStore
 from sconify.crypto.jwe import TeePublicKey, seal
 from sconify.errors import CasRefused, CryptoError, SessionError
-from sconify.las.quote import SimQuote, key_id, load_qe_public_key, signature_valid
+from sconify.las.quote import (
+    SimQuote,
+    bind_report_data,
+    key_id,
+    load_qe_public_key,
+    signature_valid,
+)
 from sconify.session import Service, Session, service_config
 
 log = logging.getLogger(__name__)
@@ -121,11 +126,6 @@ def challenge(store: SessionStore, nonces: NonceBook, body: dict[str, Any]) -> d
     return {"expires_in": NONCE_TTL_SECONDS, "nonce": nonces.issue(config_id)}
 
 
-def expected_report_data(nonce_hex: str, tee: TeePublicKey) -> bytes:
-    """``SHA-256(nonce bytes || JWK thumbprint) || 32 zero bytes`` (64 bytes)."""
-    return hashlib.sha256(bytes.fromhex(nonce_hex) + tee.thumbprint()).digest() + bytes(32)
-
-
 def _refuse(check: str, message: str, hint: str | None = None) -> CasRefused:
     return CasRefused(message, status=403, check=check, hint=hint)
 
@@ -182,7 +182,7 @@ def attest(store: SessionStore, nonces: NonceBook, body: dict[str, Any]) -> str:
         tee = TeePublicKey.from_jwk(body["tee_pubkey"])
     except CryptoError:
         raise _refuse("report_data", "tee_pubkey is not a P-256 JWK") from None
-    expected = expected_report_data(nonce, tee)
+    expected = bind_report_data(nonce, tee.thumbprint())
     if not hmac.compare_digest(bytes.fromhex(quote.report_data), expected):
         raise _refuse(
             "report_data",

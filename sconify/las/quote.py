@@ -120,3 +120,12 @@ def signature_valid(key: ec.EllipticCurvePublicKey, data: bytes, signature: byte
     except InvalidSignature:
         return False
     return True
+
+
+def bind_report_data(nonce_hex: str, tee_thumbprint: bytes) -> bytes:
+    """The 64-byte report data that binds a CAS nonce and a TEE key (contracts.md 7.2).
+
+    ``SHA-256(nonce bytes || JWK thumbprint bytes) || 32 zero bytes``; the nonce bytes are
+    the 32 bytes its 64 hex digits encode.
+    """
+    return hashlib.sha256(bytes.fromhex(nonce_hex) + tee_thumbprint).digest() + bytes(32)
