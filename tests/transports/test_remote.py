@@ -1,0 +1,260 @@
+"""The registry transport against a real docker-registry (and skopeo as an independent reader)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import httpx
+import pytest
+
+from sconify.dev.registry import free_port
+from sconify.errors import DigestMismatch, ImageNotFound, RegistryError
+from sconify.image import BlobStore, Descriptor, Image, Platform
+from sconify.image import mediatypes as mt
+from sconify.image.config import canonical_json
+from sconify.registry import Credentials, RegistryClient, RetryPolicy
+from sconify.transports import remote
+from sconify.transports.refs import RegistryRef, parse
+from tests.support.registry import PASSWORD, USER, docker_config
+from tests.transports.conftest import build_sample
+
+
+class Recording(httpx.HTTPTransport):
+    """A real HTTP transport that also notes each request's method and path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[str, str]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append((request.method, request.url.path))
+        return super().handle_request(request)
+
+
+def _ref(registry, name: str) -> RegistryRef:
+    ref = parse(f"docker://{registry.addr}/{name}")
+    assert isinstance(ref, RegistryRef)
+    return ref
+
+
+def _skopeo(*args: str) -> dict:
+    out = subprocess.run(["skopeo", *args], check=True, capture_output=True, text=True, timeout=120)
+    return json.loads(out.stdout)
+
+
+def test_push_then_pull_keeps_digests(registry, sample, tmp_path):
+    ref = _ref(registry, "roundtrip/app:v1")
+    digest = remote.write(sample, ref)
+    assert digest == sample.digest()
+    pulled = remote.read(ref, BlobStore(tmp_path / "other"))
+    assert pulled.digest() == digest
+    assert pulled.manifest_bytes() == sample.manifest_bytes()
+    assert pulled.config_bytes() == sample.config_bytes()
+    pulled.validate(deep=True)
+    for mine, theirs in zip(sample.layers, pulled.layers, strict=True):
+        assert theirs.path.read_bytes() == mine.path.read_bytes()
+        assert theirs.diff_id == mine.diff_id
+
+
+def test_copy_to_another_repository_keeps_the_digest(registry, sample, tmp_path):
+    src = _ref(registry, "copy/src:1")
+    remote.write(sample, src)
+    pulled = remote.read(src, BlobStore(tmp_path / "s"))
+    dst = _ref(registry, "copy/dst:1")
+    assert remote.write(pulled, dst) == sample.digest()
+
+
+def test_skopeo_reads_what_we_pushed(registry, sample, tmp_path):
+    ref = _ref(registry, "skopeo/app:v1")
+    digest = remote.write(sample, ref)
+    info = _skopeo("inspect", "--tls-verify=false", f"docker://{registry.addr}/skopeo/app:v1")
+    assert info["Digest"] == digest
+    assert info["Layers"] == [str(layer.digest) for layer in sample.layers]
+    assert info["Env"] == ["PATH=/bin", "LANG=C.UTF-8"]
+    raw = subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref.name}@{digest}"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    assert raw == sample.manifest_bytes()
+    # A full copy makes skopeo fetch and verify every blob.
+    subprocess.run(
+        [
+            "skopeo",
+            "copy",
+            "--src-tls-verify=false",
+            f"docker://{ref.name}@{digest}",
+            f"oci:{tmp_path / 'layout'}:x",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def test_skip_existing_blobs_on_push(registry, sample):
+    ref = _ref(registry, "skip/app:1")
+    remote.write(sample, ref)
+    recording = Recording()
+    with RegistryClient(registry.addr, credentials=None, transport=recording) as client:
+        assert remote.push(sample, ref, client=client) == sample.digest()
+    uploads = [s for s in recording.seen if s[0] in ("POST", "PATCH") or "uploads" in s[1]]
+    assert uploads == []
+    blobs = [*(layer.digest for layer in sample.layers), sample.config_descriptor().digest]
+    heads = sorted(path for method, path in recording.seen if method == "HEAD")
+    assert heads == sorted(f"/v2/skip/app/blobs/{d}" for d in blobs)
+    assert recording.seen[-1] == ("PUT", f"/v2/skip/app/manifests/{sample.digest()}")
+
+
+def test_partial_push_uploads_only_missing_blobs(registry, sample, store, tmp_path):
+    ref = _ref(registry, "partial/app:1")
+    remote.write(sample, ref)
+    extra = build_sample(store, tmp_path / "extra", marker="other content")
+    grown = sample.with_layers([*sample.layers, extra.layers[0]])
+    grown = grown.with_config(
+        grown.config.replace(history=[*grown.config.history, {"created_by": "more"}])
+    )
+    recording = Recording()
+    with RegistryClient(registry.addr, credentials=None, transport=recording) as client:
+        remote.push(grown, ref, client=client)
+    puts = [p for m, p in recording.seen if m == "PUT" and "/blobs/uploads/" in p]
+    posts = [p for m, p in recording.seen if m == "POST"]
+    assert len(posts) == 2 and len(puts) == 2  # the new layer and the new config
+
+
+def test_tag_only_after_push(registry, sample):
+    ref = _ref(registry, "twostep/app:release")
+    digest = remote.push(sample, ref)
+    assert not remote.exists(ref)
+    assert remote.exists(ref.with_digest(digest))
+    with RegistryClient(registry.addr) as client:
+        with pytest.raises(ImageNotFound):
+            client.tags("twostep/app")
+        remote.tag(ref, digest, client=client)
+        assert client.tags("twostep/app") == ["release"]
+        assert client.manifest_digest("twostep/app", "release") == digest
+
+
+def test_index_picks_the_platform(registry, store, tmp_path):
+    amd = build_sample(store, tmp_path / "amd", marker="amd64")
+    arm = build_sample(store, tmp_path / "arm", marker="arm64")
+    arm = arm.with_config(arm.config.replace(architecture="arm64", variant="v8"))
+    ref = _ref(registry, "multi/app:1")
+    entries = []
+    for img in (arm, amd):
+        digest = remote.push(img, ref)
+        entries.append(
+            Descriptor(
+                img.manifest_media_type,
+                digest,
+                len(img.manifest_bytes()),
+                platform=img.platform,
+            ).to_json()
+        )
+    index = canonical_json({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": entries})
+    with RegistryClient(registry.addr) as client:
+        client.put_manifest("multi/app", "1", index, mt.OCI_INDEX)
+    assert remote.read(ref, BlobStore(tmp_path / "a")).digest() == amd.digest()
+    picked = remote.read(ref, BlobStore(tmp_path / "b"), platform=Platform.parse("linux/arm64"))
+    assert picked.digest() == arm.digest()
+    assert picked.platform == Platform("linux", "arm64", "v8")
+    with pytest.raises(ImageNotFound, match=r"linux/s390x.*offered: linux/arm64/v8, linux/amd64"):
+        remote.read(ref, BlobStore(tmp_path / "c"), platform=Platform.parse("linux/s390x"))
+
+
+def test_docker_schema2_manifest_round_trip(registry, store, tmp_path):
+    base = build_sample(store, tmp_path / "d", marker="docker")
+    layers = [
+        layer.with_descriptor(Descriptor(mt.DOCKER_LAYER_GZIP, layer.digest, layer.size))
+        for layer in base.layers[:1]
+    ]
+    img = Image(base.config.replace(history=base.config.history[:1]), (), mt.DOCKER_MANIFEST)
+    img = img.with_layers(layers)
+    ref = _ref(registry, "schema2/app:1")
+    digest = remote.write(img, ref)
+    pulled = remote.read(ref, BlobStore(tmp_path / "p"))
+    assert pulled.digest() == digest
+    assert pulled.manifest_media_type == mt.DOCKER_MANIFEST
+    assert pulled.config_descriptor().media_type == mt.DOCKER_CONFIG
+
+
+def test_corrupt_blob_in_the_registry_is_refused(registry, sample, tmp_path):
+    ref = _ref(registry, "corrupt/app:1")
+    remote.write(sample, ref)
+    victim = sample.layers[2]
+    data_path = registry.blob_data_path(victim.digest)
+    original = data_path.read_bytes()
+    data_path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    try:
+        with pytest.raises(DigestMismatch) as err:
+            remote.read(ref, BlobStore(tmp_path / "fresh"))
+        assert str(victim.digest) in err.value.message
+        assert f"{registry.addr}/corrupt/app" in err.value.message
+        assert not BlobStore(tmp_path / "fresh").has(victim.digest)
+    finally:
+        data_path.write_bytes(original)
+
+
+def test_corrupt_blob_in_the_store_is_refused(registry, sample, tmp_path):
+    ref = _ref(registry, "corruptstore/app:1")
+    remote.write(sample, ref)
+    store = BlobStore(tmp_path / "local")
+    remote.read(ref, store)
+    victim = store.path(sample.layers[0].digest)
+    victim.write_bytes(b"tampered")
+    with pytest.raises(DigestMismatch) as err:
+        remote.read(ref, store)
+    assert str(victim) in err.value.message and str(sample.layers[0].digest) in err.value.message
+
+
+def test_missing_tag_and_repository(registry, sample, tmp_path):
+    remote.write(sample, _ref(registry, "present/app:1"))
+    with pytest.raises(ImageNotFound, match="MANIFEST_UNKNOWN") as err:
+        remote.read(_ref(registry, "present/app:nope"), BlobStore(tmp_path / "s"))
+    assert err.value.hint
+    assert not remote.exists(_ref(registry, "absent/app:1"))
+
+
+def test_unreachable_registry(tmp_path):
+    ref = parse(f"docker://127.0.0.1:{free_port()}/x/y:1")
+    assert isinstance(ref, RegistryRef)
+    with (
+        RegistryClient(ref.registry, retry=RetryPolicy(attempts=2, base=0.01)) as client,
+        pytest.raises(RegistryError, match="cannot reach registry") as err,
+    ):
+        remote.read(ref, BlobStore(tmp_path / "s"), client=client)
+    assert "running" in (err.value.hint or "")
+
+
+def test_basic_auth_with_docker_config(basic_registry, sample, tmp_path, monkeypatch):
+    ref = _ref(basic_registry, "private/app:1")
+    with pytest.raises(RegistryError, match="requires a login") as err:
+        remote.write(sample, ref, client=RegistryClient(basic_registry.addr, credentials=None))
+    assert "docker login" in (err.value.hint or "")
+    with pytest.raises(RegistryError, match="401"):
+        remote.write(
+            sample,
+            ref,
+            client=RegistryClient(basic_registry.addr, credentials=Credentials(USER, "wrong")),
+        )
+    monkeypatch.setenv(
+        "DOCKER_CONFIG", str(docker_config(tmp_path / "dc", basic_registry.addr, USER, PASSWORD))
+    )
+    assert remote.write(sample, ref) == sample.digest()
+    assert remote.read(ref, BlobStore(tmp_path / "p")).digest() == sample.digest()
+
+
+def test_bearer_token_auth(token_registry, sample, tmp_path):
+    ref = _ref(token_registry, "tokens/app:1")
+    with RegistryClient(token_registry.addr, credentials=Credentials(USER, PASSWORD)) as client:
+        assert remote.write(sample, ref, client=client) == sample.digest()
+    scopes = {r["scope"] for r in token_registry.token_requests() if r["user"] == USER}
+    assert "repository:tokens/app:pull,push" in scopes
+    with RegistryClient(token_registry.addr, credentials=None) as anonymous:
+        assert remote.read(ref, BlobStore(tmp_path / "p"), client=anonymous).digest() == (
+            sample.digest()
+        )
+        with pytest.raises(RegistryError, match="401") as err:
+            remote.push(sample, _ref(token_registry, "tokens/other:1"), client=anonymous)
+        assert err.value.hint
