@@ -84,7 +84,7 @@ class Identity:
         key, created = load_or_create_key(target)
         identity = cls.load(target) if not created else cls(target, key)
         if created:
-            log.warning(
+            log.info(
                 "created a new identity %s at %s: back it up, losing it loses update rights",
                 identity.key_hash,
                 target,
