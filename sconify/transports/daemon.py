@@ -70,7 +70,10 @@ def read(ref: DaemonRef, store: BlobStore, *, client: Any | None = None) -> Imag
     """Read the image ``ref`` names from the engine into ``store``."""
     with _engine(client) as engine:
         try:
-            chunks = engine.api.get_image(ref.engine_name, chunk_size=1 << 20)
+            # get_image fails only once its stream is read, so ask whether the image exists first.
+            image_id = engine.api.inspect_image(ref.engine_name)["Id"]
+            chunks = engine.api.get_image(image_id, chunk_size=1 << 20)
+            image = read_docker_archive_stream(reader_of(chunks), store, source=str(ref))
         except docker.errors.NotFound as e:
             raise ImageNotFound(
                 f"the Docker engine has no image {ref.engine_name}",
@@ -81,7 +84,6 @@ def read(ref: DaemonRef, store: BlobStore, *, client: Any | None = None) -> Imag
                 f"the Docker engine failed to export {ref.engine_name}: {e.explanation or e}",
                 hint="check the engine's log",
             ) from e
-        image = read_docker_archive_stream(reader_of(chunks), store, source=str(ref))
     log.info("read %s: image id %s", ref, image.config_descriptor().digest)
     return image
 
