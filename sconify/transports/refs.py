@@ -204,7 +204,8 @@ def _parse(text: str, default: DefaultTransport) -> ImageRef:
             )
         if transport == "docker":
             raise UsageError(
-                f"invalid image reference {text!r}", hint="the docker transport is docker://NAME"
+                f"invalid image reference {text!r}: the docker transport is docker://NAME",
+                hint=f"write docker://{rest}",
             )
         if transport == "docker-daemon":
             return _parse_daemon(rest, text)
@@ -222,13 +223,20 @@ def _parse(text: str, default: DefaultTransport) -> ImageRef:
         if default == "docker-daemon":
             return _parse_daemon(text, text)
         return parse_name(text, original=text)
-    except UsageError:
-        # "name:tag" looks like "transport:rest" too; only when it is no name was a transport meant.
-        if sep and re.fullmatch(r"[a-z][a-z0-9-]*", transport):
+    except UsageError as e:
+        # "name:tag" looks like "transport:rest" too; a path after the colon means a transport.
+        looks_like_transport = sep and re.fullmatch(r"[a-z][a-z0-9-]*", transport)
+        if looks_like_transport and rest[:1] in ("/", "."):
             raise UsageError(
                 f"unknown transport {transport!r} in {text!r}",
                 hint=f"use one of: {', '.join(t + ':' for t in TRANSPORTS)} (docker:// for"
                 " registries), or a bare image name",
+            ) from None
+        if looks_like_transport:
+            raise UsageError(
+                e.message,
+                hint=f"{e.hint}; if {transport + ':'!r} was meant as a transport, use one of:"
+                f" {', '.join(t + ':' for t in TRANSPORTS)}",
             ) from None
         raise
 
