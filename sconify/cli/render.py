@@ -6,12 +6,13 @@ Data goes to stdout, everything for humans (logs, progress, errors) to stderr. E
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 import click
@@ -62,6 +63,16 @@ def info(text: str) -> None:
 def warn(text: str) -> None:
     """Warn the human on stderr."""
     stderr.print(f"[yellow]warning:[/yellow] {text}")
+
+
+@contextlib.contextmanager
+def progress(label: str) -> Iterator[Callable[[str], None]]:
+    """Show what a long command is doing: a spinner on a terminal, log lines otherwise."""
+    if not stderr.is_terminal:
+        yield lambda step: logging.getLogger("sconify").info("%s: %s", label, step)
+        return
+    with stderr.status(label) as status:
+        yield lambda step: status.update(f"{label}: {step}")
 
 
 def fail(err: SconifyError) -> NoReturn:

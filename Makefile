@@ -1,0 +1,49 @@
+# sconify: the two commands users need are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SHIM := sconify/_runtime/shim-linux-amd64
+GO_SOURCES := $(shell find runtime_shim -name '*.go' -o -name go.mod 2>/dev/null)
+GOFLAGS_BUILD := -trimpath -buildvcs=false -ldflags='-s -w -buildid='
+
+.PHONY: install shim lint test test-go test-py demo bench clean
+
+install: $(VENV)/.installed $(SHIM)
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# The shim is static and reproducible: the same sources and Go give the same bytes (and so the
+# same measurement).
+$(SHIM): $(GO_SOURCES)
+	mkdir -p $(dir $@)
+	cd runtime_shim && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build $(GOFLAGS_BUILD) -o ../$@ ./cmd/shim
+
+shim: $(SHIM)
+
+lint: install
+	$(BIN)/ruff check sconify tests benchmarks
+	$(BIN)/ruff format --check sconify
+	$(BIN)/mypy
+	cd runtime_shim && go vet ./... && test -z "$$(gofmt -l .)"
+
+test-go:
+	cd runtime_shim && go test ./...
+
+test-py: install
+	$(BIN)/pytest
+
+test: install lint test-go test-py
+
+demo: install
+	scripts/demo.sh
+
+bench: install
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) sconify/_runtime build .pytest_cache .mypy_cache .ruff_cache

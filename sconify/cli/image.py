@@ -1,0 +1,104 @@
+"""``sconify image``: measure, inspect and copy images wherever they live."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sconify.cli import render
+
+app = typer.Typer(help="Measure, inspect and copy images.", no_args_is_help=True)
+
+RefArg = Annotated[
+    str,
+    typer.Argument(
+        help="docker://HOST/REPO:TAG, docker-daemon:NAME:TAG, oci:DIR[:TAG], "
+        "oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] (bare name: docker://)"
+    ),
+]
+
+
+@contextlib.contextmanager
+def _store() -> Iterator[object]:
+    from sconify.image import BlobStore
+
+    with tempfile.TemporaryDirectory(prefix="sconify-") as tmp:
+        yield BlobStore(Path(tmp))
+
+
+def _read(text: str, store: object) -> object:
+    from sconify.image import BlobStore
+    from sconify.transports import dispatch
+    from sconify.transports.refs import parse
+
+    assert isinstance(store, BlobStore)
+    return dispatch.read(parse(text), store)
+
+
+@app.command()
+def measure(
+    ref: RefArg,
+    json_out: Annotated[bool, typer.Option("--json", help="Show the measured fields too.")] = False,
+) -> None:
+    """Print the measurement the shim computes for a converted image (what SCONE_HASH=1 prints)."""
+    from sconify.image import Image
+    from sconify.inspect import measure_image
+
+    with _store() as store:
+        image = _read(ref, store)
+        assert isinstance(image, Image)
+        report = measure_image(image)
+    if json_out:
+        render.emit({"measurement": report.measurement, "fields": report.fields}, as_json=True)
+    else:
+        render.emit(report.measurement)
+
+
+@app.command()
+def inspect(
+    ref: RefArg,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """Show layers, media types and, for a converted image, regions, measurement and config id."""
+    from sconify.image import Image
+    from sconify.inspect import describe
+
+    with _store() as store:
+        image = _read(ref, store)
+        assert isinstance(image, Image)
+        info = describe(image)
+    if json_out:
+        render.emit(info, as_json=True)
+        return
+    lines = [f"digest:      {info['digest']}", f"platform:    {info['platform']}"]
+    if info.get("converted"):
+        lines += [
+            f"config id:   {info['config_id']}",
+            f"measurement: {info['measurement']}",
+            f"binary:      {info['binary']}",
+            f"protected:   {', '.join(info['regions']) or '-'}",
+            f"debug:       {info['debug']}",
+        ]
+    else:
+        lines.append("converted:   no")
+    lines += [f"layer:       {layer['digest']} {layer['size']}" for layer in info["layers"]]
+    render.emit("\n".join(lines))
+
+
+@app.command()
+def copy(src: RefArg, dst: RefArg) -> None:
+    """Copy an image without converting it (like skopeo copy); prints the written digest."""
+    from sconify.image import Image
+    from sconify.transports import dispatch
+    from sconify.transports.refs import parse
+
+    target = parse(dst)
+    with _store() as store:
+        image = _read(src, store)
+        assert isinstance(image, Image)
+        render.emit(dispatch.write(image, target))
