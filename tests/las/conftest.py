@@ -1,0 +1,5 @@
+"""Fixtures: a real LAS process."""
+
+from tests.support.services import las
+
+__all__ = ["las"]
