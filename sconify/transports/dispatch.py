@@ -1,8 +1,10 @@
-"""Read or write an image wherever a reference points (one call for every transport)."""
+"""Read or write an image wherever a parsed reference points (the per-place modules do the work)."""
 
 from __future__ import annotations
 
-from sconify.image import BlobStore, Image
+from sconify.image.blobstore import BlobStore
+from sconify.image.descriptor import Platform
+from sconify.image.image import Image
 from sconify.transports import archive, daemon, layout, remote
 from sconify.transports.refs import (
     DaemonRef,
@@ -14,24 +16,30 @@ from sconify.transports.refs import (
 )
 
 
-def read(ref: ImageRef, store: BlobStore) -> Image:
-    """Read the image at ``ref`` into ``store``."""
+def read(ref: ImageRef, store: BlobStore, *, platform: Platform | None = None) -> Image:
+    """Read the image ``ref`` names into ``store``; ``platform`` picks from an index."""
     if isinstance(ref, RegistryRef):
-        return remote.read(ref, store)
+        return remote.read(ref, store, platform=platform)
     if isinstance(ref, DaemonRef):
         return daemon.read(ref, store)
     if isinstance(ref, LayoutRef):
-        return layout.read(ref, store)
-    return archive.read(ref, store)
+        return layout.read(ref, store, platform=platform)
+    return archive.read(ref, store, platform=platform)
 
 
 def write(image: Image, ref: ImageRef) -> str:
-    """Write ``image`` to ``ref`` (tagged); return its digest or, for the engine, its id."""
+    """Write ``image`` to ``ref`` in one step, tag included.
+
+    Returns the manifest digest (registry, ``oci:``, ``oci-archive:``) or the image id (engine,
+    ``docker-archive:``). For a registry, use :func:`remote.push` and :func:`remote.tag` when
+    something must happen between upload and tag.
+    """
     if isinstance(ref, RegistryRef):
         return str(remote.write(image, ref))
     if isinstance(ref, DaemonRef):
         return daemon.write(image, ref)
     if isinstance(ref, LayoutRef):
         return str(layout.write(image, ref))
-    assert isinstance(ref, DockerArchiveRef | OciArchiveRef)
-    return str(archive.write(image, ref))
+    if isinstance(ref, DockerArchiveRef | OciArchiveRef):
+        return str(archive.write(image, ref))
+    raise TypeError(f"not an image reference: {ref!r}")
