@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -165,24 +164,12 @@ class BlobStore:
 
     def verify(self, digest: Digest) -> None:
         """Re-hash a stored blob; raise :class:`DigestMismatch` when its content changed."""
-        h = hashlib.sha256()
-        with self.open(digest) as f:
-            while chunk := f.read(CHUNK):
-                h.update(chunk)
-        actual = Digest.from_hex(h.hexdigest())
+        actual = Digest.of_file(self._existing(digest))
         if actual != digest:
             raise DigestMismatch(
                 f"blob {self.path(digest)} hashes to {actual}, expected {digest}",
                 hint="the blob store is corrupt; delete the file and fetch the image again",
             )
-
-    def copy_to(self, digest: Digest, dest: Path) -> None:
-        """Copy a stored blob to ``dest`` (a hard link when on the same file system)."""
-        src = self._existing(digest)
-        try:
-            os.link(src, dest)
-        except OSError:
-            shutil.copyfile(src, dest)
 
     def _existing(self, digest: Digest) -> Path:
         p = self.path(digest)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sconify.errors import DigestMismatch, ImageError
@@ -13,6 +14,9 @@ from sconify.image.config import ImageConfig, canonical_json
 from sconify.image.descriptor import Descriptor, Platform
 from sconify.image.digest import Digest
 from sconify.image.layer import Compression, Layer, diff_id_of
+
+#: Manifests, indexes and configs larger than this are refused (registries accept >= 4 MiB).
+MAX_DOCUMENT_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,32 @@ class Image:
             raw_config=raw_config,
             annotations=annotations or None,
         )
+
+    @classmethod
+    def assemble(
+        cls, raw_manifest: bytes, raw_config: bytes, blob_path: Callable[[Descriptor], Path]
+    ) -> Image:
+        """Build an image from exact manifest and config bytes.
+
+        ``blob_path`` returns where each layer blob is (putting it in a store as needed); the
+        layers' diff_ids come from the config, whose count must match the manifest's layers.
+        """
+        manifest = parse_manifest(raw_manifest)
+        media_type = manifest.get("mediaType") or mt.OCI_MANIFEST
+        if not mt.is_manifest(media_type):
+            raise ImageError(
+                f"a {media_type} is not an image manifest",
+                hint="sconify reads OCI and Docker schema2 image manifests (not schema1)",
+            )
+        descs = [Descriptor.from_json(d) for d in manifest.get("layers") or ()]
+        diff_ids = ImageConfig.from_bytes(raw_config).diff_ids
+        if len(diff_ids) != len(descs):
+            raise ImageError(
+                f"the config lists {len(diff_ids)} diff_ids for {len(descs)} layers",
+                hint="the image is malformed; rebuild it",
+            )
+        layers = [Layer(d, i, blob_path(d)) for d, i in zip(descs, diff_ids, strict=True)]
+        return cls.from_raw(raw_manifest, raw_config, layers)
 
     @property
     def platform(self) -> Platform:

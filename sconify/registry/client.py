@@ -23,6 +23,7 @@ from sconify.errors import DigestMismatch, ImageError, RegistryError
 from sconify.image import mediatypes as mt
 from sconify.image.blobstore import CHUNK, BlobStore
 from sconify.image.digest import Digest
+from sconify.image.image import MAX_DOCUMENT_BYTES
 from sconify.registry.auth import Authenticator, Credentials, load_credentials
 from sconify.registry.errors import raise_for_response, unreachable
 from sconify.registry.retry import RETRY_STATUSES, RetryableStatus, RetryPolicy
@@ -32,8 +33,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Manifests larger than this are refused (the spec asks registries to accept at least 4 MiB).
-MAX_MANIFEST_BYTES = 8 << 20
 
 _AUTO = object()
 
@@ -204,7 +203,7 @@ class RegistryClient:
         what = f"fetch manifest {self.host}/{repository}:{reference}"
 
         def consume(response: httpx.Response) -> FetchedManifest:
-            data = _read_limited(response, MAX_MANIFEST_BYTES, what)
+            data = _read_limited(response, MAX_DOCUMENT_BYTES, what)
             digest = Digest.of(data)
             expected = reference if reference.startswith("sha256:") else None
             header = response.headers.get("Docker-Content-Digest")
@@ -303,7 +302,7 @@ class RegistryClient:
             consume=consume,
         )
 
-    def read_blob(self, repository: str, digest: Digest, limit: int = MAX_MANIFEST_BYTES) -> bytes:
+    def read_blob(self, repository: str, digest: Digest, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
         """Fetch a small blob (a config) into memory, verified against ``digest``."""
         what = f"fetch blob {self.host}/{repository}@{digest}"
 

@@ -24,14 +24,13 @@ from sconify.image.blobstore import BlobStore
 from sconify.image.config import ImageConfig
 from sconify.image.descriptor import Descriptor, Platform
 from sconify.image.digest import Digest
-from sconify.image.image import Image
+from sconify.image.image import MAX_DOCUMENT_BYTES, Image
 from sconify.image.index import Index
 from sconify.image.layer import Compression, Layer, diff_id_of, open_decompressed
 from sconify.transports import layout
 from sconify.transports._tarstream import Member, normalize, resolve_link, tar_chunks
 from sconify.transports.refs import DockerArchiveRef, OciArchiveRef, RegistryRef
 
-MAX_DOCUMENT = 8 << 20
 _DOCUMENTS = {"manifest.json", "index.json", "repositories", "oci-layout"}
 
 
@@ -59,7 +58,7 @@ class _Contents:
             return self.documents[name]
         if name in self.blobs:
             with self.store.open(self.blobs[name]) as f:
-                return f.read(MAX_DOCUMENT)
+                return f.read(MAX_DOCUMENT_BYTES)
         raise ImageNotFound(f"{self.source} lacks {name}", hint="the archive is incomplete")
 
     def blob(self, name: str) -> Digest:
@@ -91,7 +90,7 @@ def _scan(stream: BinaryIO, store: BlobStore, source: str) -> _Contents:
                     continue
                 f = tar.extractfile(member)
                 assert f is not None
-                if _is_document(name) and member.size <= MAX_DOCUMENT:
+                if _is_document(name) and member.size <= MAX_DOCUMENT_BYTES:
                     out.documents[name] = f.read()
                     continue
                 expected = None
@@ -254,7 +253,7 @@ def read(
 
     index = Index.from_bytes(contents.document("index.json"))
     manifest = layout.select(index, ref.tag, platform, fetch, str(ref))
-    return layout.image_from_manifest(manifest, fetch, ensure)
+    return Image.assemble(manifest, fetch(layout.config_digest(manifest)), ensure)
 
 
 def write(image: Image, ref: DockerArchiveRef | OciArchiveRef) -> Digest:

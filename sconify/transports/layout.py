@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from sconify.errors import ImageError, ImageNotFound
@@ -19,9 +19,8 @@ from sconify.image.blobstore import BlobStore
 from sconify.image.config import canonical_json
 from sconify.image.descriptor import Descriptor, Platform
 from sconify.image.digest import Digest
-from sconify.image.image import Image, parse_manifest
+from sconify.image.image import MAX_DOCUMENT_BYTES, Image, parse_manifest
 from sconify.image.index import Index
-from sconify.image.layer import Layer
 from sconify.transports.refs import LayoutRef
 
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -44,17 +43,15 @@ def select(
     if tag is not None:
         entries = tuple(d for d in entries if (d.annotations or {}).get(REF_NAME) == tag)
         if not entries:
-            tags = sorted({(d.annotations or {}).get(REF_NAME, "") for d in index.manifests} - {""})
             raise ImageNotFound(
                 f"{where} has no image tagged {tag!r}",
-                hint=f"tags present: {', '.join(tags) or 'none'}",
+                hint=f"tags present: {_tags(index.manifests)}",
             )
     if len(entries) != 1:
         if tag is None and entries:
-            tags = sorted({(d.annotations or {}).get(REF_NAME, "") for d in entries} - {""})
             raise ImageError(
                 f"{where} holds {len(entries)} images",
-                hint=f"name one with :tag (tags present: {', '.join(tags) or 'none'})",
+                hint=f"name one with :tag (tags present: {_tags(entries)})",
             )
         if not entries:
             raise ImageNotFound(f"{where} holds no image", hint="write an image into it first")
@@ -68,34 +65,7 @@ def select(
     return data
 
 
-def image_from_manifest(
-    manifest_bytes: bytes,
-    fetch: Callable[[Digest], bytes],
-    ensure: Callable[[Descriptor], Path],
-) -> Image:
-    """Build an image from manifest bytes; ``ensure`` puts a layer blob in the store."""
-    manifest = parse_manifest(manifest_bytes)
-    media_type = manifest.get("mediaType") or mt.OCI_MANIFEST
-    if not mt.is_manifest(media_type):
-        raise ImageError(
-            f"the selected entry is a {media_type}, not an image manifest",
-            hint="sconify reads OCI and Docker schema2 image manifests",
-        )
-    config_desc = Descriptor.from_json(manifest["config"])
-    config = fetch(config_desc.digest)
-    descs = [Descriptor.from_json(d) for d in manifest.get("layers") or ()]
-    first = Image.from_raw(manifest_bytes, config, ())
-    diff_ids = first.config.diff_ids
-    if len(diff_ids) != len(descs):
-        raise ImageError(
-            f"the config lists {len(diff_ids)} diff_ids for {len(descs)} layers",
-            hint="the image is malformed; rebuild it",
-        )
-    layers = tuple(Layer(d, i, ensure(d)) for d, i in zip(descs, diff_ids, strict=True))
-    return Image.from_raw(manifest_bytes, config, layers)
-
-
-def _read_blob(root: Path, digest: Digest, limit: int = 8 << 20) -> bytes:
+def _read_blob(root: Path, digest: Digest, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
     path = root / "blobs" / "sha256" / digest.hex
     try:
         if path.stat().st_size > limit:
@@ -134,7 +104,17 @@ def read(ref: LayoutRef, store: BlobStore, *, platform: Platform | None = None) 
         return store.path(desc.digest)
 
     manifest = select(Index.from_bytes(index_bytes), ref.tag, platform, fetch, str(ref))
-    return image_from_manifest(manifest, fetch, ensure)
+    return Image.assemble(manifest, fetch(config_digest(manifest)), ensure)
+
+
+def _tags(entries: Iterable[Descriptor]) -> str:
+    tags = sorted({(d.annotations or {}).get(REF_NAME, "") for d in entries} - {""})
+    return ", ".join(tags) or "none"
+
+
+def config_digest(manifest_bytes: bytes) -> Digest:
+    """The digest of the config an image manifest names."""
+    return Descriptor.from_json(parse_manifest(manifest_bytes)["config"]).digest
 
 
 def index_entry(image: Image, tag: str | None) -> Descriptor:

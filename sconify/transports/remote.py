@@ -19,7 +19,6 @@ from sconify.image.descriptor import Descriptor, Platform
 from sconify.image.digest import Digest
 from sconify.image.image import Image, parse_manifest
 from sconify.image.index import Index
-from sconify.image.layer import Layer
 from sconify.registry.client import RegistryClient
 from sconify.transports.refs import RegistryRef
 
@@ -72,8 +71,7 @@ def read(
                 hint="sconify reads OCI and Docker schema2 images (schema1 is not supported)",
             )
         manifest = parse_manifest(fetched.data)
-        config_desc = Descriptor.from_json(manifest["config"])
-        config_bytes = c.read_blob(ref.repository, config_desc.digest)
+        config_bytes = c.read_blob(ref.repository, Digest.parse(manifest["config"]["digest"]))
         layer_descs = [Descriptor.from_json(d) for d in manifest.get("layers") or ()]
 
         def fetch(desc: Descriptor) -> None:
@@ -83,26 +81,9 @@ def read(
             c.fetch_blob(ref.repository, desc.digest, store, desc.size)
 
         _parallel(fetch, layer_descs)
-    image = _assemble(fetched.data, config_bytes, layer_descs, store, str(ref))
+    image = Image.assemble(fetched.data, config_bytes, lambda d: store.path(d.digest))
     log.info("read %s: %s, %d layers", ref, image.digest(), len(image.layers))
     return image
-
-
-def _assemble(
-    manifest: bytes, config: bytes, layer_descs: Sequence[Descriptor], store: BlobStore, src: str
-) -> Image:
-    image = Image.from_raw(manifest, config, ())
-    diff_ids = image.config.diff_ids
-    if len(diff_ids) != len(layer_descs):
-        raise ImageError(
-            f"{src}: the config lists {len(diff_ids)} diff_ids for {len(layer_descs)} layers",
-            hint="the image is malformed; rebuild it",
-        )
-    layers = tuple(
-        Layer(d, diff_id, store.path(d.digest))
-        for d, diff_id in zip(layer_descs, diff_ids, strict=True)
-    )
-    return Image.from_raw(manifest, config, layers)
 
 
 def push(image: Image, ref: RegistryRef, *, client: RegistryClient | None = None) -> Digest:

@@ -136,3 +136,13 @@ def test_annotations_and_unsupported_types(layers):
     )
     with pytest.raises(ImageError, match="unsupported media type"):
         _image([odd]).validate()
+
+
+def test_assemble_takes_diff_ids_from_the_config(layers):
+    img = _image(layers)
+    paths = {x.digest: x.path for x in layers}
+    back = Image.assemble(img.manifest_bytes(), img.config_bytes(), lambda d: paths[d.digest])
+    assert back.layers == img.layers and back.digest() == img.digest()
+    short = img.with_config(img.config.replace(diff_ids=[layers[0].diff_id]))
+    with pytest.raises(ImageError, match="1 diff_ids for 2 layers"):
+        Image.assemble(img.manifest_bytes(), short.config_bytes(), lambda d: paths[d.digest])
