@@ -109,8 +109,8 @@ func (a *attempt) once(ctx context.Context) ([]byte, error) {
 
 func (a *attempt) gaveUp(last error) error {
 	return fatal.New("attestation", fmt.Sprintf("gave up after %s; last error: %v", a.p.Timeout, last),
-		fmt.Sprintf("check that the CAS at %s and the LAS at %s are running and reachable from the container "+
-			"(SCONE_CAS_ADDR, SCONE_LAS_ADDR; containers need --network host to reach loopback); "+
+		fmt.Sprintf("check that the CAS at %s and the LAS at %s are running and reachable from the container: "+
+			"SCONE_CAS_ADDR and SCONE_LAS_ADDR name them, a container needs --network host to reach loopback, "+
 			"SCONIFY_ATTEST_TIMEOUT sets the time limit", a.casAddr, a.lasAddr))
 }
 
