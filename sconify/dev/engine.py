@@ -18,6 +18,7 @@ from typing import IO, Any
 import docker
 import docker.errors
 
+from sconify.dev import stop_process
 from sconify.transports.daemon import EngineUnavailable
 
 log = logging.getLogger(__name__)
@@ -41,13 +42,8 @@ class EngineHandle:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the engine if this handle started it; otherwise do nothing."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout)
         if self._log is not None:
             self._log.close()
             self._log = None

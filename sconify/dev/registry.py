@@ -16,6 +16,7 @@ from typing import IO, Any
 import httpx
 import yaml
 
+from sconify.dev import stop_process
 from sconify.errors import SconifyError
 
 log = logging.getLogger(__name__)
@@ -64,13 +65,7 @@ class RegistryProcess:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the registry (SIGTERM, then SIGKILL after ``timeout``)."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout)
         if self._log is not None:
             self._log.close()
             self._log = None

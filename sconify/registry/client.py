@@ -107,51 +107,15 @@ class RegistryClient:
         params: Mapping[str, str] | None = None,
         body: Callable[[], Iterator[bytes]] | bytes | None = None,
         ok_statuses: frozenset[int] = frozenset(),
+        retry: bool = True,
     ) -> T:
         """Send a request with auth and retries; ``consume`` reads the successful response.
 
         ``body`` is bytes or a factory of chunks (so a streamed upload restarts on each attempt).
         Statuses in ``ok_statuses`` reach ``consume`` instead of raising (e.g. 404 for HEAD).
+        With ``retry=False`` this is one attempt whose transient failures propagate, for a caller
+        that retries a larger unit itself (see :meth:`upload_blob`).
         """
-        return self._with_retries(
-            what,
-            lambda: self._once(
-                method,
-                url,
-                scope=scope,
-                what=what,
-                consume=consume,
-                headers=headers,
-                params=params,
-                body=body,
-                ok_statuses=ok_statuses,
-            ),
-        )
-
-    def _with_retries(self, what: str, attempt: Callable[[], T]) -> T:
-        """Run ``attempt`` under the retry policy and turn what is left into sconify errors."""
-        try:
-            return self._retry.run(what, attempt)
-        except RetryableStatus as e:
-            raise_for_response(e.response, what)
-            raise
-        except httpx.TransportError as e:
-            raise unreachable(self.host, e) from e
-
-    def _once(
-        self,
-        method: str,
-        url: str | httpx.URL,
-        *,
-        scope: str,
-        what: str,
-        consume: Callable[[httpx.Response], T],
-        headers: Mapping[str, str] | None = None,
-        params: Mapping[str, str] | None = None,
-        body: Callable[[], Iterator[bytes]] | bytes | None = None,
-        ok_statuses: frozenset[int] = frozenset(),
-    ) -> T:
-        """One attempt (re-authenticating once on 401); transient failures raise for a retry."""
         target = url if isinstance(url, httpx.URL) else httpx.URL(self.base_url + url)
         if params:
             target = target.copy_merge_params(params)
@@ -164,23 +128,36 @@ class RegistryClient:
             request = self._http.build_request(method, target, headers=h, content=content)
             return self._http.send(request, stream=True)
 
-        response = send(self._auth.header(scope))
-        try:
-            if response.status_code == 401:
+        def attempt() -> T:
+            response = send(self._auth.header(scope))
+            try:
+                if response.status_code == 401:
+                    response.read()
+                    authorization = self._auth.answer(self._http, response, scope)
+                    response.close()
+                    response = send(authorization)
+                status = response.status_code
+                if status in ok_statuses or response.is_success:
+                    return consume(response)
                 response.read()
-                authorization = self._auth.answer(self._http, response, scope)
+                if status in RETRY_STATUSES:
+                    raise RetryableStatus(response)
+                raise_for_response(response, what)
+                raise AssertionError("raise_for_response returned on an error")
+            finally:
                 response.close()
-                response = send(authorization)
-            status = response.status_code
-            if status in ok_statuses or response.is_success:
-                return consume(response)
-            response.read()
-            if status in RETRY_STATUSES:
-                raise RetryableStatus(response)
-            raise_for_response(response, what)
-            raise AssertionError("raise_for_response returned on an error")
-        finally:
-            response.close()
+
+        return self._with_retries(what, attempt) if retry else attempt()
+
+    def _with_retries(self, what: str, attempt: Callable[[], T]) -> T:
+        """Run ``attempt`` under the retry policy and turn what is left into sconify errors."""
+        try:
+            return self._retry.run(what, attempt)
+        except RetryableStatus as e:
+            raise_for_response(e.response, what)
+            raise
+        except httpx.TransportError as e:
+            raise unreachable(self.host, e) from e
 
     # -- API -------------------------------------------------------------------------------
 
@@ -339,15 +316,16 @@ class RegistryClient:
 
         def one_upload() -> None:
             # A failed PUT may leave partial data in its session, so each attempt starts anew.
-            location = self._once(
+            location = self._request(
                 "POST",
                 f"/v2/{repository}/blobs/uploads/",
                 scope=_push(repository),
                 what=f"start {what}",
                 consume=lambda r: _location(r, what),
                 headers={"Content-Length": "0"},
+                retry=False,
             )
-            self._once(
+            self._request(
                 "PUT",
                 location,
                 scope=_push(repository),
@@ -359,6 +337,7 @@ class RegistryClient:
                     "Content-Length": str(size),
                 },
                 body=body,
+                retry=False,
             )
 
         self._with_retries(what, one_upload)
