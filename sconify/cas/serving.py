@@ -60,11 +60,17 @@ def serve(
     announce: dict[str, Any],
     on_start: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Serve until a signal; ``announce`` adds fields to ready.json (e.g. the CAS key hash)."""
+    """Serve until a signal; ``announce`` adds fields to ready.json (e.g. the CAS key hash).
+
+    SIGTERM stops cleanly and returns; SIGINT stops as cleanly, then raises
+    ``KeyboardInterrupt`` so that the command exits 130 like any interrupted command.
+    """
     ready = state_dir / READY_FILE
     ready.unlink(missing_ok=True)
     sockets = [item.sock or bind(item.host, item.port) for item in listeners]
-    asyncio.run(_serve(listeners, sockets, ready, announce, on_start))
+    received = asyncio.run(_serve(listeners, sockets, ready, announce, on_start))
+    if received == signal.SIGINT:
+        raise KeyboardInterrupt
 
 
 async def _serve(
@@ -73,11 +79,17 @@ async def _serve(
     ready: Path,
     announce: dict[str, Any],
     on_start: Callable[[], Awaitable[None]] | None,
-) -> None:
+) -> int:
     stop = asyncio.Event()
+    received: list[int] = []
     loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        stop.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, on_signal, signum)
     runners: list[web.AppRunner] = []
     try:
         info: dict[str, Any] = {"pid": os.getpid(), **announce}
@@ -101,6 +113,7 @@ async def _serve(
             await runner.cleanup()
         for sock in sockets:
             sock.close()
+    return received[0] if received else 0
 
 
 def json_error(status: int, check: str, message: str, hint: str | None = None) -> web.Response:

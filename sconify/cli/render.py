@@ -13,9 +13,9 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
-import click
+import typer
 from rich.console import Console
 
 from sconify.errors import SconifyError
@@ -85,21 +85,28 @@ def fail(err: SconifyError) -> NoReturn:
     sys.exit(err.exit_code)
 
 
+# Typer bundles its own copy of click and exports only some of its exceptions; the base classes
+# are found through the public ones rather than by importing a private module.
+_ClickException: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
+_UsageError: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError"
+)
+
+
 def run(entry: Callable[..., Any], **kwargs: Any) -> NoReturn:
     """Run a Typer/Click entry point with sconify's error rendering and exit codes."""
     try:
-        entry(standalone_mode=False, **kwargs)
+        # Outside standalone mode Typer turns an interrupt or ``typer.Exit`` into a returned code.
+        code = entry(standalone_mode=False, **kwargs)
     except SconifyError as err:
         fail(err)
-    except click.exceptions.Abort:
+    except (typer.Abort, KeyboardInterrupt):
+        code = EXIT_INTERRUPTED
+    except _ClickException as ex:
+        cast(Any, ex).show(file=sys.stderr)
+        sys.exit(EXIT_USAGE if isinstance(ex, _UsageError) else EXIT_FAILED)
+    if code == EXIT_INTERRUPTED:
         stderr.print("interrupted")
-        sys.exit(EXIT_INTERRUPTED)
-    except KeyboardInterrupt:
-        stderr.print("interrupted")
-        sys.exit(EXIT_INTERRUPTED)
-    except click.exceptions.Exit as ex:
-        sys.exit(ex.exit_code)
-    except click.ClickException as ex:
-        ex.show(file=sys.stderr)
-        sys.exit(EXIT_USAGE if isinstance(ex, click.UsageError) else EXIT_FAILED)
-    sys.exit(EXIT_OK)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
