@@ -102,8 +102,8 @@ func (im *image) write(env map[string]string) string {
 	testkit.WriteFile(im.t, im.path("/sconify/auth/manifest.json"),
 		canon.Marshal(canon.Object{"files": im.manifest, "version": 1}), 0o644)
 	m := im.expectedMeasurement(env)
-	im.cas.MrEnclave[m] = true
-	im.cas.Config = canon.Marshal(im.session)
+	im.cas.Allow(m)
+	im.cas.SetConfig(canon.Marshal(im.session))
 	return m
 }
 
@@ -188,7 +188,7 @@ func TestHashPrintsTheMeasurement(t *testing.T) {
 	if !strings.Contains(r.stderr, "[SCONIFY|WARN] simulation mode:") || !strings.Contains(r.stderr, "NOT protected") {
 		t.Fatalf("no simulation notice:\n%s", r.stderr)
 	}
-	if im.cas.Attested != 0 {
+	if im.cas.Attested() != 0 {
 		t.Fatal("SCONE_HASH attested")
 	}
 	// Another heap is another measurement.
@@ -251,8 +251,8 @@ func TestStartAsRoot(t *testing.T) {
 	if st, err := os.Stat(im.path("/etc/injected/token")); err != nil || st.Mode() != 0o600 {
 		t.Errorf("injection file: %v %v", st, err)
 	}
-	if im.cas.Attested != 1 {
-		t.Errorf("attested %d times", im.cas.Attested)
+	if im.cas.Attested() != 1 {
+		t.Errorf("attested %d times", im.cas.Attested())
 	}
 }
 

@@ -39,7 +39,7 @@ func TestRunSucceeds(t *testing.T) {
 
 func TestRunRetriesUnavailableServices(t *testing.T) {
 	las, cas := services(t)
-	cas.FailFirst = 3
+	cas.FailFirst(3)
 	var log bytes.Buffer
 	if _, err := Run(context.Background(), params(las, cas, &log)); err != nil {
 		t.Fatal(err)
@@ -65,7 +65,7 @@ func TestRunRefusalIsFinal(t *testing.T) {
 	if _, err := Run(context.Background(), p); !strings.Contains(fatal.Line(err), `check "session" failed`) {
 		t.Errorf("unknown session: %v", err)
 	}
-	cas.Simulate = false
+	cas.SetSimulate(false)
 	if _, err := Run(context.Background(), params(las, cas, &bytes.Buffer{})); !strings.Contains(fatal.Line(err), "--allow-simulation") {
 		t.Errorf("simulation not tolerated: %v", err)
 	}
@@ -80,7 +80,7 @@ func TestRunRefusesAnotherCASKey(t *testing.T) {
 	if !errors.As(err, &fe) || !strings.Contains(fe.Why, "not to the cas_key_hash the image pins") {
 		t.Fatalf("got %v", err)
 	}
-	if cas.Attested != 0 {
+	if cas.Attested() != 0 {
 		t.Fatal("attested through an unpinned CAS")
 	}
 }

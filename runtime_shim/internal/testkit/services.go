@@ -80,29 +80,65 @@ func (l *LAS) quote(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// CAS is an in-process stand-in of the CAS enclave API (contracts section 7) over TLS.
+// CAS is an in-process stand-in of the CAS enclave API (contracts section 7) over TLS. Its
+// policy can change while it serves (the methods lock).
 type CAS struct {
-	Server    *httptest.Server
-	KeyHash   string // hex SHA-256 of the server certificate's SPKI
-	ConfigID  string
-	MrEnclave map[string]bool
-	TrustedQE map[string]bool
-	Simulate  bool   // tolerate simulation
-	Config    []byte // the plaintext sealed to the shim
-	FailFirst int    // answer 503 to this many requests before serving
+	Server   *httptest.Server
+	KeyHash  string // hex SHA-256 of the server certificate's SPKI
+	ConfigID string
 
-	mu       sync.Mutex
-	nonces   map[string]bool
-	Attested int // successful attestations
+	mu        sync.Mutex
+	mrenclave map[string]bool
+	trustedQE map[string]bool
+	simulate  bool   // tolerate simulation
+	config    []byte // the plaintext sealed to the shim
+	failFirst int    // answer 503 to this many requests before serving
+	nonces    map[string]bool
+	attested  int
+}
+
+// Allow adds a measurement to the service's mrenclaves.
+func (c *CAS) Allow(measurement string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mrenclave[measurement] = true
+}
+
+// SetConfig sets the plaintext released to attested shims.
+func (c *CAS) SetConfig(config []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.config = config
+}
+
+// SetSimulate says whether simulation is tolerated.
+func (c *CAS) SetSimulate(ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.simulate = ok
+}
+
+// FailFirst makes the next n requests fail with 503.
+func (c *CAS) FailFirst(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.failFirst = n
+}
+
+// Attested returns how many attestations succeeded.
+func (c *CAS) Attested() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.attested
 }
 
 // NewCAS starts a CAS stand-in on a loopback port that serves configID to measurements in
 // mrenclave, trusting the given LAS.
 func NewCAS(t testing.TB, las *LAS, configID string, config []byte, mrenclave ...string) *CAS {
-	c := &CAS{ConfigID: configID, MrEnclave: map[string]bool{}, TrustedQE: map[string]bool{las.KeyID: true},
-		Simulate: true, Config: config, nonces: map[string]bool{}}
+	c := &CAS{ConfigID: configID, mrenclave: map[string]bool{}, trustedQE: map[string]bool{las.KeyID: true},
+		simulate: true, config: config, nonces: map[string]bool{}}
 	for _, m := range mrenclave {
-		c.MrEnclave[m] = true
+		c.mrenclave[m] = true
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/enclave/challenge", c.challenge)
@@ -120,8 +156,8 @@ func (c *CAS) Addr() string { return c.Server.Listener.Addr().String() }
 func (c *CAS) failing(w http.ResponseWriter) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.FailFirst > 0 {
-		c.FailFirst--
+	if c.failFirst > 0 {
+		c.failFirst--
 		refuse(w, http.StatusServiceUnavailable, "internal", "starting up")
 		return true
 	}
@@ -171,6 +207,7 @@ func (c *CAS) attest(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	fresh := c.nonces[req.Nonce+" "+req.ConfigID]
 	delete(c.nonces, req.Nonce+" "+req.ConfigID)
+	trustedQE, mrenclave, simulate, config := c.trustedQE, c.mrenclave, c.simulate, c.config
 	c.mu.Unlock()
 	if !fresh {
 		refuse(w, http.StatusForbidden, "nonce", "unknown or used nonce")
@@ -183,7 +220,7 @@ func (c *CAS) attest(w http.ResponseWriter, r *http.Request) {
 	}
 	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
 	sum := sha256.Sum256(block.Bytes)
-	if err != nil || !c.TrustedQE[hex.EncodeToString(sum[:])] {
+	if err != nil || !trustedQE[hex.EncodeToString(sum[:])] {
 		refuse(w, http.StatusForbidden, "qe_key", "the QE key is not trusted")
 		return
 	}
@@ -208,21 +245,24 @@ func (c *CAS) attest(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusForbidden, "report_data", "the quote does not bind the TEE key")
 		return
 	}
-	if !c.MrEnclave[q.Mrenclave] {
+	c.mu.Lock()
+	allowed := mrenclave[q.Mrenclave]
+	c.mu.Unlock()
+	if !allowed {
 		refuse(w, http.StatusForbidden, "mrenclave", "measurement "+q.Mrenclave+" is not allowed")
 		return
 	}
-	if !c.Simulate {
+	if !simulate {
 		refuse(w, http.StatusForbidden, "tolerate", "simulation is not tolerated")
 		return
 	}
-	jwe, err := SealJWE(req.TEEPubkey["x"], req.TEEPubkey["y"], c.Config)
+	jwe, err := SealJWE(req.TEEPubkey["x"], req.TEEPubkey["y"], config)
 	if err != nil {
 		refuse(w, http.StatusForbidden, "report_data", err.Error())
 		return
 	}
 	c.mu.Lock()
-	c.Attested++
+	c.attested++
 	c.mu.Unlock()
 	reply(w, map[string]string{"config": jwe})
 }
