@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -34,7 +35,7 @@ func HostPort(addr string, defaultPort int) (string, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		// No port: a plain host name or a bare IPv6 address.
-		if ip := net.ParseIP(addr); ip != nil || !containsColon(addr) {
+		if ip := net.ParseIP(addr); ip != nil || !strings.Contains(addr, ":") {
 			return net.JoinHostPort(addr, strconv.Itoa(defaultPort)), nil
 		}
 		return "", fmt.Errorf("%q is not host[:port]", addr)
@@ -46,15 +47,6 @@ func HostPort(addr string, defaultPort int) (string, error) {
 		return "", fmt.Errorf("%q has no valid port", addr)
 	}
 	return net.JoinHostPort(host, port), nil
-}
-
-func containsColon(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == ':' {
-			return true
-		}
-	}
-	return false
 }
 
 // PinError means the CAS presented a key other than the one the image pins.

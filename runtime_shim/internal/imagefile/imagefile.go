@@ -5,6 +5,7 @@ package imagefile
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -59,10 +60,12 @@ func Hash(p string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// Cause strips the *os.PathError wrapper: messages name the image path themselves.
+// Cause strips an *os.PathError wrapper (also a wrapped one): messages name the image path
+// themselves, and the host path under SCONIFY_ROOT would only confuse.
 func Cause(err error) string {
-	if pe, ok := err.(*os.PathError); ok {
-		err = pe.Err
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
 	}
 	return err.Error()
 }

@@ -17,6 +17,7 @@ import (
 	"sconify/runtime_shim/internal/config"
 	"sconify/runtime_shim/internal/fatal"
 	"sconify/runtime_shim/internal/forkguard"
+	"sconify/runtime_shim/internal/imagefile"
 	"sconify/runtime_shim/internal/inject"
 	"sconify/runtime_shim/internal/kdf"
 	"sconify/runtime_shim/internal/limits"
@@ -109,7 +110,7 @@ func loadConfig(s *config.Settings) (rootfs.Root, *config.Config, error) {
 		if errors.As(err, &pe) {
 			check = "this image was not converted by sconify, or its entrypoint was overridden"
 		}
-		return root, nil, fatal.New("reading the shim configuration "+p, causeOf(err), check)
+		return root, nil, fatal.New("reading the shim configuration "+p, imagefile.Cause(err), check)
 	}
 	if root.Prefixed() && !cfg.Debug {
 		return root, nil, fatal.New("using SCONIFY_ROOT="+root.Prefix(), "the image root may be moved only for debug images",
@@ -137,15 +138,15 @@ func openVolume(root rootfs.Root, cfg *config.Config, s *config.Settings, sess *
 		}
 		return fatal.New("verifying the volume metadata "+sess.FSPFPath, err.Error(), check)
 	}
-	if got := regionPaths(vol); strings.Join(got, ",") != strings.Join(sorted(cfg.Regions), ",") {
+	if got, want := regionPaths(vol), sorted(cfg.Regions); strings.Join(got, ",") != strings.Join(want, ",") {
 		return fatal.New("verifying the volume metadata "+sess.FSPFPath,
-			fmt.Sprintf("it protects %v where the image's configuration says %v", got, sorted(cfg.Regions)),
+			fmt.Sprintf("it protects %v where the image's configuration says %v", got, want),
 			"the session and the image come from different conversions; upload the session of this image")
 	}
 	plainRoot := root.Path(cfg.PlaintextRoot)
 	inMemory, err := scfs.PreparePlaintextRoot(plainRoot)
 	if err != nil {
-		return fatal.New("preparing the plaintext root "+cfg.PlaintextRoot, causeOf(err),
+		return fatal.New("preparing the plaintext root "+cfg.PlaintextRoot, imagefile.Cause(err),
 			"its parent must exist and be writable by the image's user")
 	}
 	if !inMemory {
@@ -172,7 +173,7 @@ func start(root rootfs.Root, cfg *config.Config, s *config.Settings, sess *sessi
 	binary := root.Path(cfg.Binary)
 	argv, envv := sess.Command, sess.Env()
 	if err := os.Chdir(root.Path(sess.PWD)); err != nil {
-		return fatal.New("entering the working directory "+sess.PWD, causeOf(err),
+		return fatal.New("entering the working directory "+sess.PWD, imagefile.Cause(err),
 			"the session's pwd must exist in the image or in a protected directory")
 	}
 	if s.Fork == 0 {
@@ -186,7 +187,7 @@ func start(root rootfs.Root, cfg *config.Config, s *config.Settings, sess *sessi
 			"raise the container's hard limits with docker run --ulimit, or lower SCONE_HEAP/SCONE_STACK at conversion")
 	}
 	err := syscall.Exec(binary, argv, envv)
-	check := "the binary must be executable by the image's user"
+	check := "the binary must exist in the image and be executable by the image's user"
 	if errors.Is(err, syscall.E2BIG) {
 		check = "arguments and environment may use at most a quarter of SCONE_STACK; raise --stack at conversion"
 	}
@@ -219,12 +220,4 @@ func sorted(in []string) []string {
 	out := append([]string(nil), in...)
 	sort.Strings(out)
 	return out
-}
-
-func causeOf(err error) string {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	return err.Error()
 }
