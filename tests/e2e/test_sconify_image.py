@@ -152,7 +152,8 @@ def test_pushed_image_attests_and_serves(converted: Conversion, docker_client: A
     try:
         answer = _wait_http(container, converted.port)
         assert GREETING.decode().strip() in answer
-        assert "cwd /app" in answer  # the session's pwd, applied after decryption
+        # The session's pwd (/app) was applied after decryption: /app links into memory.
+        assert "cwd /dev/shm/sconify/app" in answer
         logs = container.logs().decode()
         assert "simulation" in logs.lower()  # the shim says what sim mode does not protect
     finally:
