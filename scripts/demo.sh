@@ -33,7 +33,7 @@ set -x
 sconify_image --from=localhost:5000/my-native-flask --to=localhost:5000/my-encrypted-flask \
   --binary=/usr/bin/python3 --cas=localhost:8081 --las=localhost:18766 \
   --service-name=my-flask-service --name=my-flask-session \
-  --namespace="my-workflow-namespace-$(date +%s)" --create-namespace \
+  --namespace=my-workflow-namespace-123 --create-namespace \
   --heap=1G --stack=4M --dlopen=2 --dir=/app --env PORT=8089 --cas-debug --push-image
 { set +x; } 2>/dev/null
 

@@ -57,12 +57,12 @@ def emit(data: Any, *, as_json: bool = False) -> None:
 
 def info(text: str) -> None:
     """Tell the human something on stderr."""
-    stderr.print(text)
+    stderr.print(text, soft_wrap=True)
 
 
 def warn(text: str) -> None:
     """Warn the human on stderr."""
-    stderr.print(f"[yellow]warning:[/yellow] {text}")
+    stderr.print(f"[yellow]warning:[/yellow] {text}", soft_wrap=True)
 
 
 @contextlib.contextmanager
