@@ -26,7 +26,7 @@ $(SHIM): $(GO_SOURCES)
 shim: $(SHIM)
 
 lint: install
-	$(BIN)/ruff check sconify tests benchmarks
+	$(BIN)/ruff check sconify tests
 	$(BIN)/ruff format --check sconify
 	$(BIN)/mypy
 	cd runtime_shim && go vet ./... && test -z "$$(gofmt -l .)"

@@ -17,13 +17,15 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
+from sconify.cas.schema import CasVersion
 from sconify.convert import ConversionRequest, Converted, convert
 from sconify.errors import CasRefused, ImageNotFound, SconifyError, UsageError
 from sconify.image import BlobStore, Digest, Image
+from sconify.las.client import QePublicKey
 from sconify.session.load import load_session
 from sconify.settings import RuntimeSettings
 from sconify.transports import daemon, remote
@@ -245,16 +247,35 @@ def _sink_for(request: LiftRequest) -> _Sink:
     )
 
 
+class CasApi(Protocol):
+    """What the job needs of a CAS client (:class:`sconify.cas.client.CasClient`)."""
+
+    def version(self) -> CasVersion:
+        """The CAS version, key hash and enclave port."""
+
+    def current_hash(self, name: str) -> str | None:
+        """The hash of the current version of a session, or None."""
+
+    def create_session(self, yaml_text: str) -> str:
+        """Store a session (create or update); return its hash."""
+
+
+class LasApi(Protocol):
+    """What the job needs of a LAS client (:class:`sconify.las.client.LasClient`)."""
+
+    def qe_pubkey(self) -> QePublicKey:
+        """The LAS quoting key (its id goes into the session)."""
+
+
 def lift(
     request: LiftRequest,
     *,
-    cas_client: Callable[[], Any],
-    las_client: Callable[[], Any],
+    cas: CasApi,
+    las: LasApi,
     workdir: Path | None = None,
     on_step: Callable[[str], None] = lambda step: None,
 ) -> LiftResult:
-    """Run the whole job. ``cas_client``/``las_client`` build the service clients lazily;
-    ``on_step`` hears what is being done (for progress display)."""
+    """Run the whole job; ``on_step`` hears what is being done (for progress display)."""
     warnings: list[str] = []
     if not (request.allow_simulation or request.settings.debug):
         warnings.append(
@@ -268,9 +289,8 @@ def lift(
 
     # The CAS is needed even without uploading: the image pins its key (contracts.md section 3).
     on_step(f"contacting the CAS at {request.cas} and the LAS at {request.las}")
-    cas = cas_client()
     version = cas.version()
-    qe = las_client().qe_pubkey()
+    qe = las.qe_pubkey()
     cas_host, _ = _split_addr(request.cas, 8081)
     enclave_addr = f"{cas_host}:{version.enclave_port}"
 
@@ -323,7 +343,7 @@ def lift(
         return _result(converted, config_id, name, session_hash, sink, request, warnings)
 
 
-def _ensure_namespace(cas: Any, namespace: str, create: bool, warnings: list[str]) -> None:
+def _ensure_namespace(cas: CasApi, namespace: str, create: bool, warnings: list[str]) -> None:
     if cas.current_hash(namespace) is not None:
         if create:
             warnings.append(f"namespace {namespace} exists already; using it")

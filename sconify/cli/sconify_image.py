@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -91,7 +91,7 @@ def sconify_image(
 ) -> None:
     """Encrypt --dir trees, wrap --binary in the shim, register the session, tag --to."""
     from sconify.cas.client import CasClient
-    from sconify.cas.identity import Identity
+    from sconify.cli.identity import load_identity
     from sconify.las.client import LasClient
     from sconify.lift import LiftRequest, lift
     from sconify.settings import RuntimeSettings
@@ -123,22 +123,9 @@ def sconify_image(
         dry_run=dry_run,
     )
 
-    def cas_client() -> Any:
-        ident, created = Identity.load_or_create(identity)
-        if created:
-            render.warn(
-                f"created a new CAS identity at {ident.path}: keep it, it is the only key "
-                "that can update the sessions it creates"
-            )
-        return CasClient(cas, identity=ident, pinned_key_hash=None)
-
-    with render.progress("converting") as status:
-        result = lift(
-            request,
-            cas_client=cas_client,
-            las_client=lambda: LasClient(las),
-            on_step=status,
-        )
+    client = CasClient(cas, identity=load_identity(identity), pinned_key_hash=None)
+    with client, render.progress("converting") as status:
+        result = lift(request, cas=client, las=LasClient(las), on_step=status)
     for warning in result.warnings:
         render.warn(warning)
     if json_out:
