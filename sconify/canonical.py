@@ -6,10 +6,16 @@ import json
 from typing import Any
 
 
-def canonical_json(value: Any) -> bytes:
-    """Encode ``value`` as canonical JSON: sorted keys, no spaces, UTF-8, integers only."""
-    _reject_floats(value)
+def compact_json(value: Any) -> bytes:
+    """Sorted keys, no spaces, UTF-8: stable bytes for documents sconify did not define
+    (image configs and manifests may hold anything JSON allows)."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def canonical_json(value: Any) -> bytes:
+    """Encode ``value`` as canonical JSON: :func:`compact_json`, and integers only."""
+    _reject_floats(value)
+    return compact_json(value)
 
 
 def _reject_floats(value: Any) -> None:

@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.concatkdf import ConcatKDFHash
 
+from sconify.canonical import canonical_json
+
 ALG = "ECDH-ES"
 ENC = "A256GCM"
 CRV = "P-256"
@@ -117,7 +119,7 @@ def thumbprint(jwk: Mapping[str, object]) -> bytes:
 def protected_header(epk: ec.EllipticCurvePublicKey) -> bytes:
     """The protected header bytes: canonical JSON with the sender's ephemeral key."""
     header = {"alg": ALG, "enc": ENC, "epk": public_key_to_jwk(epk)}
-    return json.dumps(header, sort_keys=True, separators=(",", ":")).encode("ascii")
+    return canonical_json(header)
 
 
 def seal_with(

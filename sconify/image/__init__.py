@@ -5,7 +5,7 @@ is the content-addressed :class:`BlobStore` that layers live in.
 """
 
 from sconify.image.blobstore import BlobStore, BlobWriter
-from sconify.image.config import ImageConfig, canonical_json
+from sconify.image.config import ImageConfig
 from sconify.image.descriptor import Descriptor, Platform
 from sconify.image.digest import Digest
 from sconify.image.image import Image, parse_manifest
@@ -24,7 +24,6 @@ __all__ = [
     "Index",
     "Layer",
     "Platform",
-    "canonical_json",
     "diff_id_of",
     "layer_from_blob",
     "layer_from_tar",

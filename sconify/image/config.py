@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sconify.canonical import compact_json
 from sconify.errors import ImageError
 from sconify.image.descriptor import Platform
 from sconify.image.digest import Digest
@@ -29,11 +30,6 @@ _FIELDS: dict[str, tuple[str, str | None]] = {
     "created": ("created", None),
     "author": ("author", None),
 }
-
-
-def canonical_json(obj: Any) -> bytes:
-    """Serialize ``obj`` as the project's canonical JSON (docs/contracts.md section 1)."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _strings(value: Any) -> tuple[str, ...] | None:
@@ -102,7 +98,7 @@ class ImageConfig:
 
     def to_bytes(self) -> bytes:
         """Serialize as canonical JSON (stable: equal configs give equal bytes)."""
-        return canonical_json(self._data)
+        return compact_json(self._data)
 
     def _get(self, name: str) -> Any:
         top, inner = _FIELDS[name]

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sconify.canonical import compact_json
 from sconify.errors import DigestMismatch, ImageError
 from sconify.image import mediatypes as mt
-from sconify.image.config import ImageConfig, canonical_json
+from sconify.image.config import ImageConfig
 from sconify.image.descriptor import Descriptor, Platform
 from sconify.image.digest import Digest
 from sconify.image.layer import Compression, Layer, diff_id_of
@@ -126,7 +127,7 @@ class Image:
         """The exact manifest bytes (the kept ones, or canonical JSON of :meth:`manifest`)."""
         if self.raw_manifest is not None:
             return self.raw_manifest
-        return canonical_json(self.manifest())
+        return compact_json(self.manifest())
 
     def digest(self) -> Digest:
         """The digest of the manifest bytes: the image's name by content."""

@@ -13,10 +13,10 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from sconify.canonical import compact_json
 from sconify.errors import ImageError, ImageNotFound
 from sconify.image import mediatypes as mt
 from sconify.image.blobstore import BlobStore
-from sconify.image.config import canonical_json
 from sconify.image.descriptor import Descriptor, Platform
 from sconify.image.digest import Digest
 from sconify.image.image import MAX_DOCUMENT_BYTES, Image, parse_manifest
@@ -130,7 +130,7 @@ def index_entry(image: Image, tag: str | None) -> Descriptor:
 
 def index_bytes(entries: list[Descriptor]) -> bytes:
     """Serialize an OCI index of ``entries``."""
-    return canonical_json(
+    return compact_json(
         {
             "schemaVersion": 2,
             "mediaType": mt.OCI_INDEX,

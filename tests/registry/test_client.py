@@ -11,10 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
+from sconify.canonical import compact_json
 from sconify.errors import DigestMismatch, ImageNotFound, RegistryError
 from sconify.image import BlobStore, Digest
 from sconify.image import mediatypes as mt
-from sconify.image.config import canonical_json
 from sconify.registry import RegistryClient, RegistryResponseError, RetryPolicy
 
 FAST = RetryPolicy(attempts=5, base=0.01, max_delay=0.05)
@@ -27,7 +27,7 @@ def client(registry) -> Iterator[RegistryClient]:
 
 
 def _manifest(config: bytes, layers: list[bytes]) -> bytes:
-    return canonical_json(
+    return compact_json(
         {
             "schemaVersion": 2,
             "mediaType": mt.OCI_MANIFEST,

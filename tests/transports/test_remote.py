@@ -8,11 +8,11 @@ import subprocess
 import httpx
 import pytest
 
+from sconify.canonical import compact_json
 from sconify.dev.registry import free_port
 from sconify.errors import DigestMismatch, ImageNotFound, RegistryError
 from sconify.image import BlobStore, Descriptor, Image, Platform
 from sconify.image import mediatypes as mt
-from sconify.image.config import canonical_json
 from sconify.registry import Credentials, RegistryClient, RetryPolicy
 from sconify.transports import remote
 from sconify.transports.refs import RegistryRef, parse
@@ -152,7 +152,7 @@ def test_index_picks_the_platform(registry, store, tmp_path):
                 platform=img.platform,
             ).to_json()
         )
-    index = canonical_json({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": entries})
+    index = compact_json({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": entries})
     with RegistryClient(registry.addr) as client:
         client.put_manifest("multi/app", "1", index, mt.OCI_INDEX)
     assert remote.read(ref, BlobStore(tmp_path / "a")).digest() == amd.digest()
