@@ -105,11 +105,33 @@ def render_bytes(value: bytes, fmt: str) -> bytes:
 
 
 @dataclass(frozen=True)
-class AsciiSecret(SecretSpec):
-    """``kind: ascii``: printable text, given as ``value`` or ``size`` characters generated."""
+class _SizedSecret(SecretSpec):
+    """A secret described by a ``size`` and an optional given ``value`` (ascii, binary)."""
 
     size: int
     value: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Normalized description."""
+        out: dict[str, Any] = {
+            "export_public": self.export_public,
+            "kind": self.kind,
+            "name": self.name,
+            "size": self.size,
+        }
+        if self.value is not None:
+            out["value"] = self.value
+        return out
+
+    @property
+    def has_given_value(self) -> bool:
+        """True when ``value`` is in the description."""
+        return self.value is not None
+
+
+@dataclass(frozen=True)
+class AsciiSecret(_SizedSecret):
+    """``kind: ascii``: printable text, given as ``value`` or ``size`` characters generated."""
 
     kind: ClassVar[str] = "ascii"
     default_format: ClassVar[str] = "ascii"
@@ -141,23 +163,6 @@ class AsciiSecret(SecretSpec):
             value=value,
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        """Normalized description."""
-        out: dict[str, Any] = {
-            "export_public": self.export_public,
-            "kind": self.kind,
-            "name": self.name,
-            "size": self.size,
-        }
-        if self.value is not None:
-            out["value"] = self.value
-        return out
-
-    @property
-    def has_given_value(self) -> bool:
-        """True when ``value`` is in the description."""
-        return self.value is not None
-
     def initial_value(self) -> bytes:
         """The given text, or ``size`` random letters and digits."""
         if self.value is not None:
@@ -166,11 +171,8 @@ class AsciiSecret(SecretSpec):
 
 
 @dataclass(frozen=True)
-class BinarySecret(SecretSpec):
+class BinarySecret(_SizedSecret):
     """``kind: binary``: raw bytes, given as hex ``value`` or ``size`` random bytes."""
-
-    size: int
-    value: str | None
 
     kind: ClassVar[str] = "binary"
     default_format: ClassVar[str] = "hex"
@@ -201,23 +203,6 @@ class BinarySecret(SecretSpec):
             size=size,
             value=value,
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Normalized description."""
-        out: dict[str, Any] = {
-            "export_public": self.export_public,
-            "kind": self.kind,
-            "name": self.name,
-            "size": self.size,
-        }
-        if self.value is not None:
-            out["value"] = self.value
-        return out
-
-    @property
-    def has_given_value(self) -> bool:
-        """True when ``value`` is in the description."""
-        return self.value is not None
 
     def initial_value(self) -> bytes:
         """The given bytes, or ``size`` random bytes."""
