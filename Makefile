@@ -3,13 +3,13 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SHIM := sconify/_runtime/shim-linux-amd64
+SHIMS := sconify/_runtime/shim-linux-amd64 sconify/_runtime/shim-linux-arm64
 GO_SOURCES := $(shell find runtime_shim -name '*.go' -o -name go.mod 2>/dev/null)
 GOFLAGS_BUILD := -trimpath -buildvcs=false -ldflags='-s -w -buildid='
 
 .PHONY: install shim lint test test-go test-py demo bench clean
 
-install: $(VENV)/.installed $(SHIM)
+install: $(VENV)/.installed $(SHIMS)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,13 +17,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# The shim is static and reproducible: the same sources and Go give the same bytes (and so the
+# The shims (amd64, arm64) are static and reproducible: the same sources and Go give the same bytes (and so the
 # same measurement).
-$(SHIM): $(GO_SOURCES)
+sconify/_runtime/shim-linux-%: $(GO_SOURCES)
 	mkdir -p $(dir $@)
-	cd runtime_shim && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build $(GOFLAGS_BUILD) -o ../$@ ./cmd/shim
+	cd runtime_shim && CGO_ENABLED=0 GOOS=linux GOARCH=$* go build $(GOFLAGS_BUILD) -o ../$@ ./cmd/shim
 
-shim: $(SHIM)
+shim: $(SHIMS)
 
 lint: install
 	$(BIN)/ruff check sconify tests

@@ -15,15 +15,15 @@ from sconify.errors import ConversionError
 from sconify.mutate.fsview import FsView, Node
 from sconify.mutate.tarpaths import is_below
 
-DEFAULT_LIBRARY_DIRS = (
-    "/lib/x86_64-linux-gnu",
-    "/usr/lib/x86_64-linux-gnu",
-    "/usr/local/lib",
-    "/lib64",
-    "/usr/lib64",
-    "/lib",
-    "/usr/lib",
-)
+# ELF e_machine -> the Debian/Ubuntu multiarch tuple its loader searches first.
+_MULTIARCH = {62: "x86_64-linux-gnu", 183: "aarch64-linux-gnu"}
+
+
+def library_dirs(machine: int) -> tuple[str, ...]:
+    """The loader's default search path for an ELF machine (as Debian's ld.so.conf sets it)."""
+    tuple_ = _MULTIARCH.get(machine)
+    multiarch = (f"/lib/{tuple_}", f"/usr/lib/{tuple_}") if tuple_ else ()
+    return (*multiarch, "/usr/local/lib", "/lib64", "/usr/lib64", "/lib", "/usr/lib")
 _PYTHON = re.compile(r"^python(3\.\d+)$")
 _SKIP_IN_STDLIB = ("dist-packages", "site-packages")
 
@@ -79,7 +79,7 @@ def _library_search(view: FsView, soname: str, origin: str, node: Node) -> str |
     if not node.elf.runpath:
         dirs += node.elf.rpath
     dirs += node.elf.runpath
-    dirs += DEFAULT_LIBRARY_DIRS
+    dirs += library_dirs(node.elf.machine)
     for directory in dirs:
         directory = directory.replace("$ORIGIN", origin).replace("${ORIGIN}", origin)
         candidate = posixpath.normpath(posixpath.join(directory, soname))

@@ -113,6 +113,23 @@ def _remove_tree(nodes: dict[str, Node], path: str, *, keep_root: bool) -> None:
         del nodes[existing]
 
 
+def _refuse_write_through_symlink(view: FsView, path: str, layer: str) -> None:
+    """A layer entry below a symlink would be written wherever the link points: refuse it.
+
+    Docker resolves such entries inside the root; sconify would see them under the wrong path
+    and could leave a protected file's plaintext in the image, so it does not convert them.
+    """
+    parent = posixpath.dirname(path)
+    while parent != "/":
+        node = view.nodes.get(parent)
+        if node is not None and node.kind == "symlink":
+            raise UnsafeLayer(
+                f"layer {layer} writes {path} through the symlink {parent} -> {node.target}",
+                hint="rebuild the image so that its layers hold real paths (as docker build does)",
+            )
+        parent = posixpath.dirname(parent)
+
+
 def _kind(member: tarfile.TarInfo) -> str:
     if member.isdir():
         return "dir"
@@ -175,6 +192,7 @@ def scan_layers(layers: Sequence[Layer]) -> FsView:
         for wo in whiteouts:
             _remove_tree(view.nodes, wo.path, keep_root=wo.opaque)
         for node in additions:
+            _refuse_write_through_symlink(view, node.path, name)
             old = view.nodes.get(node.path)
             if node.kind != "dir" or (old is not None and old.kind != "dir"):
                 _remove_tree(view.nodes, node.path, keep_root=False)

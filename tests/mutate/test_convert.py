@@ -249,3 +249,24 @@ def test_escaping_tar_entries_are_refused(tmp_path: Path, name: str) -> None:
     layer = make_layer(store, tmp_path, [*_base_entries(), Entry(name, data=b"x")])
     with pytest.raises(UnsafeLayer):
         convert(image_of([layer]), _request(), store, tmp_path)
+
+
+def test_entry_below_a_symlink_is_refused(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "store")
+    lower = make_layer(
+        store,
+        tmp_path,
+        [*_base_entries(), Entry("app", "dir"), Entry("link", "symlink", target="/app")],
+    )
+    upper = make_layer(store, tmp_path, [Entry("link/secret", data=b"SECRET")])
+    with pytest.raises(UnsafeLayer, match="through the symlink /link -> /app"):
+        convert(image_of([lower, upper]), _request(), store, tmp_path)
+
+
+def test_hardlink_escaping_the_root_is_refused(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "store")
+    layer = make_layer(
+        store, tmp_path, [*_base_entries(), Entry("x", "hardlink", target="../../etc/shadow")]
+    )
+    with pytest.raises(UnsafeLayer, match="escapes the image root"):
+        convert(image_of([layer]), _request(), store, tmp_path)

@@ -11,19 +11,19 @@ import (
 	"unsafe"
 )
 
+// The architecture-specific numbers (auditArch, sysSeccomp, sysClone, sysFork, sysVfork) are in
+// forkguard_<arch>.go.
 const (
 	prSetNoNewPrivs       = 38
-	sysSeccomp            = 317 // x86_64
 	seccompSetModeFilter  = 1
 	seccompFilterFlagSync = 1 // SECCOMP_FILTER_FLAG_TSYNC: every thread of the shim, not only this one
 
-	auditArchX8664 = 0xc000003e
-	x32SyscallBit  = 0x40000000
-	sysClone       = 56
-	sysFork        = 57
-	sysVfork       = 58
-	sysClone3      = 435
-	cloneThread    = 0x00010000
+	x32SyscallBit = 0x40000000
+	sysClone3     = 435 // the same number on every architecture
+	cloneThread   = 0x00010000
+	// noSyscall stands for fork and vfork where the architecture has no such call (arm64):
+	// no syscall number compares equal to it.
+	noSyscall = 0xffffffff
 
 	retAllow = 0x7fff0000
 	retErrno = 0x00050000
@@ -33,7 +33,7 @@ const (
 const (
 	offNr   = 0
 	offArch = 4
-	offArg0 = 16 // low 32 bits of args[0] on little-endian x86_64
+	offArg0 = 16 // low 32 bits of args[0] (both supported architectures are little-endian)
 )
 
 // Program returns the filter. Syscalls of another ABI (i386, x32) are refused outright: they
@@ -52,7 +52,7 @@ func Program() []syscall.SockFilter {
 	}
 	return []syscall.SockFilter{
 		0:     ld(offArch),
-		1:     jmp(1, syscall.BPF_JEQ, auditArchX8664, 2, deny),
+		1:     jmp(1, syscall.BPF_JEQ, auditArch, 2, deny),
 		2:     ld(offNr),
 		3:     jmp(3, syscall.BPF_JGE, x32SyscallBit, deny, 4),
 		4:     jmp(4, syscall.BPF_JEQ, sysFork, deny, 5),
