@@ -14,7 +14,7 @@ from pathlib import Path
 from sconify import __version__
 from sconify.canonical import canonical_json
 from sconify.crypto.keys import VolumeKey
-from sconify.image import BlobStore, Image
+from sconify.image import BlobStore, Compression, Image
 from sconify.measurement import MeasuredFiles, measure
 from sconify.mutate.authset import build_auth_set
 from sconify.mutate.fsview import scan_layers
@@ -50,6 +50,7 @@ class ConversionRequest:
     authenticate: tuple[str, ...] = ()
     plaintext_root: str = DEFAULT_PLAINTEXT_ROOT
     extra_env: tuple[tuple[str, str], ...] = field(default=())
+    compression: Compression = Compression.GZIP
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,9 @@ def convert(image: Image, request: ConversionRequest, store: BlobStore, workdir:
     )
     key = VolumeKey.generate()
     log.info("encrypting %s", ", ".join(regions) or "nothing")
-    volume = protect_regions(image.layers, view, regions, key, store, workdir)
+    volume = protect_regions(
+        image.layers, view, regions, key, store, workdir, compression=request.compression
+    )
 
     shim_config = ShimConfig(
         binary=auth.binary,
@@ -95,7 +98,7 @@ def convert(image: Image, request: ConversionRequest, store: BlobStore, workdir:
     ).to_bytes()
     manifest = canonical_json(auth.manifest())
     added = [
-        runtime_layer(shim, guard, store, workdir),
+        runtime_layer(shim, guard, store, workdir, request.compression),
         protected_layer(
             shim_config,
             manifest,
@@ -105,6 +108,7 @@ def convert(image: Image, request: ConversionRequest, store: BlobStore, workdir:
             request.plaintext_root,
             store,
             workdir,
+            request.compression,
         ),
     ]
     measurement = measure(

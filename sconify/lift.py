@@ -24,12 +24,21 @@ import yaml
 from sconify.cas.schema import CasVersion
 from sconify.convert import ConversionRequest, Converted, convert
 from sconify.errors import CasRefused, ImageNotFound, SconifyError, UsageError
-from sconify.image import BlobStore, Digest, Image
+from sconify.image import BlobStore, Compression, Image
 from sconify.las.client import QePublicKey
+from sconify.registry import TransferStats
 from sconify.session.load import load_session
 from sconify.settings import RuntimeSettings
-from sconify.transports import daemon, remote
-from sconify.transports.refs import DaemonRef, ImageRef, RegistryRef, parse, parse_name
+from sconify.transports import daemon, dispatch, remote
+from sconify.transports.refs import (
+    DaemonRef,
+    DefaultTransport,
+    ImageRef,
+    RegistryRef,
+    parse,
+    parse_name,
+)
+from sconify.transports.staged import Staged, stage
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +70,8 @@ class LiftRequest:
     session_file: Path | None = None
     upload_session: bool = True
     dry_run: bool = False
+    default_transport: DefaultTransport = "docker-daemon"
+    compression: Compression = Compression.GZIP
 
 
 @dataclass
@@ -71,10 +82,10 @@ class LiftResult:
     session_name: str
     session_hash: str | None
     measurement: str
-    image: str
     digest: str
-    image_id: str | None
+    written: list[dict[str, object]]
     pushed: str | None
+    uploaded_bytes: int
     regions: tuple[str, ...]
     rewritten_layers: tuple[int, ...]
     protected_files: int
@@ -87,10 +98,10 @@ class LiftResult:
             "session": self.session_name,
             "session_hash": self.session_hash,
             "measurement": self.measurement,
-            "image": self.image,
             "digest": self.digest,
-            "image_id": self.image_id,
+            "written": self.written,
             "pushed": self.pushed,
+            "uploaded_bytes": self.uploaded_bytes,
             "regions": list(self.regions),
             "rewritten_layers": list(self.rewritten_layers),
             "protected_files": self.protected_files,
@@ -182,10 +193,19 @@ def _to_yaml(doc: dict[str, Any]) -> str:
     return text
 
 
-def read_source(text: str, store: BlobStore) -> Image:
-    """``--from``: a bare name means the local engine first, then its registry (as SCONE does)."""
-    ref = parse(text, default="docker-daemon")
-    if isinstance(ref, DaemonRef):
+def read_source(text: str, store: BlobStore, default: DefaultTransport) -> Image:
+    """Read ``--from``/``SRC``.
+
+    With ``docker-daemon`` as the default (``sconify_image``), a bare name means the local engine
+    and, when the engine does not have it, its registry, as SCONE does; otherwise bare names are
+    registry references and every transport reads from its own place.
+    """
+    ref = parse(text, default=default)
+    if (
+        default == "docker-daemon"
+        and isinstance(ref, DaemonRef)
+        and not text.startswith("docker-daemon:")
+    ):
         if daemon.exists(ref):
             return daemon.read(ref, store)
         log.info("%s is not in the Docker engine; pulling it from its registry", text)
@@ -193,58 +213,19 @@ def read_source(text: str, store: BlobStore) -> Image:
             return remote.read(parse_name(text), store)
         except ImageNotFound as err:
             raise ImageNotFound(
-                f"--from={text}: no such image in the Docker engine or in its registry",
+                f"{text}: no such image in the Docker engine or in its registry",
                 hint="check the name with `docker images`, or build and push the image first",
             ) from err
-    if isinstance(ref, RegistryRef):
-        return remote.read(ref, store)
-    raise UsageError(
-        f"--from={text}: sconify_image reads from the Docker engine or a registry",
-        hint="use `sconify image convert` for oci:, oci-archive: and docker-archive: sources",
-    )
+    return dispatch.read(ref, store)
 
 
-@dataclass
-class _Sink:
-    """Where the result goes: the engine (always for bare names) and/or a registry."""
-
-    daemon_ref: DaemonRef | None
-    registry_ref: RegistryRef | None
-    image_id: str | None = None
-    digest: str | None = None
-
-    def write_untagged(self, image: Image) -> None:
-        if self.registry_ref is not None:
-            self.digest = str(remote.push(image, self.registry_ref))
-        if self.daemon_ref is not None:
-            self.image_id = daemon.load(image)
-
-    def tag(self) -> None:
-        if self.registry_ref is not None and self.digest is not None:
-            remote.tag(self.registry_ref, Digest.parse(self.digest))
-        if self.daemon_ref is not None and self.image_id is not None:
-            daemon.tag(self.image_id, self.daemon_ref)
-
-    def discard(self) -> None:
-        """Remove the untagged image from the engine again (best effort)."""
-        if self.daemon_ref is not None and self.image_id is not None:
-            try:
-                daemon.connect().images.remove(self.image_id, force=True)
-            except Exception as err:  # the original failure matters more than this one
-                log.warning("could not remove the untagged image %s: %s", self.image_id, err)
-
-
-def _sink_for(request: LiftRequest) -> _Sink:
-    ref: ImageRef = parse(request.target, default="docker-daemon")
-    if isinstance(ref, DaemonRef):
-        registry = parse_name(request.target) if request.push_image else None
-        return _Sink(ref, registry)
-    if isinstance(ref, RegistryRef):
-        return _Sink(None, ref)
-    raise UsageError(
-        f"--to={request.target}: sconify_image writes to the Docker engine or a registry",
-        hint="use `sconify image convert` for other destinations",
-    )
+def destinations(text: str, default: DefaultTransport, *, push_image: bool) -> list[ImageRef]:
+    """Where ``--to``/``DST`` goes: a bare name for ``sconify_image`` is the engine, and its
+    registry too with ``--push-image``; anything else is the one place it names."""
+    ref = parse(text, default=default)
+    if isinstance(ref, DaemonRef) and push_image and not text.startswith("docker-daemon:"):
+        return [ref, parse_name(text)]
+    return [ref]
 
 
 class CasApi(Protocol):
@@ -285,7 +266,7 @@ def lift(
     namespace = request.namespace or f"sconify-{secrets.token_hex(4)}"
     name = f"{namespace}/{request.session_name or default_session_name(request.target)}"
     config_id = f"{name}/{request.service_name}"
-    sink = _sink_for(request)
+    targets = destinations(request.target, request.default_transport, push_image=request.push_image)
 
     # The CAS is needed even without uploading: the image pins its key (contracts.md section 3).
     on_step(f"contacting the CAS at {request.cas} and the LAS at {request.las}")
@@ -294,10 +275,11 @@ def lift(
     cas_host, _ = _split_addr(request.cas, 8081)
     enclave_addr = f"{cas_host}:{version.enclave_port}"
 
+    stats = TransferStats()
     with tempfile.TemporaryDirectory(prefix="sconify-", dir=workdir) as tmp:
         store = BlobStore(Path(tmp) / "store")
         on_step(f"reading {request.source}")
-        native = read_source(request.source, store)
+        native = read_source(request.source, store, request.default_transport)
         on_step("encrypting and wrapping")
         work = Path(tmp) / "work"
         work.mkdir()
@@ -313,6 +295,7 @@ def lift(
                 cas_key_hash=version.cas_key_hash,
                 authenticate=request.authenticate,
                 extra_env=request.env,
+                compression=request.compression,
             ),
             store,
             work,
@@ -326,21 +309,25 @@ def lift(
         if request.session_file is not None:
             _write_private(request.session_file, session_yaml)
         if request.dry_run:
-            return _result(converted, config_id, name, None, sink, request, warnings)
+            return _result(converted, config_id, name, None, [], stats, warnings)
 
-        on_step(f"writing {request.target} (untagged until the session is stored)")
-        sink.write_untagged(converted.image)
+        staged: list[Staged] = []
         try:
+            for target in targets:
+                on_step(f"writing {target} (unnamed until the session is stored)")
+                staged.append(stage(converted.image, target, stats=stats))
             session_hash = None
             if request.upload_session:
                 _ensure_namespace(cas, namespace, request.create_namespace, warnings)
                 on_step(f"storing session {name}")
                 session_hash = cas.create_session(session_yaml)
+                for item in staged:
+                    item.commit()
         except (SconifyError, KeyboardInterrupt):
-            sink.discard()
+            for item in staged:
+                item.discard()
             raise
-        sink.tag()
-        return _result(converted, config_id, name, session_hash, sink, request, warnings)
+        return _result(converted, config_id, name, session_hash, staged, stats, warnings)
 
 
 def _ensure_namespace(cas: CasApi, namespace: str, create: bool, warnings: list[str]) -> None:
@@ -371,19 +358,20 @@ def _result(
     config_id: str,
     name: str,
     session_hash: str | None,
-    sink: _Sink,
-    request: LiftRequest,
+    staged: Sequence[Staged],
+    stats: TransferStats,
     warnings: Sequence[str],
 ) -> LiftResult:
+    named = staged if session_hash is not None else []
     return LiftResult(
         config_id=config_id,
         session_name=name,
         session_hash=session_hash,
         measurement=converted.measurement,
-        image=request.target,
         digest=str(converted.image.digest()),
-        image_id=sink.image_id,
-        pushed=sink.registry_ref.familiar() if sink.registry_ref and sink.digest else None,
+        written=[{"ref": str(s.ref), "id": s.written, "named": bool(named)} for s in staged],
+        pushed=next((s.ref.familiar() for s in named if isinstance(s.ref, RegistryRef)), None),
+        uploaded_bytes=stats.bytes_uploaded,
         regions=converted.regions,
         rewritten_layers=converted.rewritten_layers,
         protected_files=converted.protected_files,

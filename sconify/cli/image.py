@@ -6,11 +6,12 @@ import contextlib
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from sconify.cli import render
+from sconify.cli.conversion import conversion_command, option
 
 app = typer.Typer(help="Measure, inspect and copy images.", no_args_is_help=True)
 
@@ -88,6 +89,29 @@ def inspect(
         lines.append("converted:   no")
     lines += [f"layer:       {layer['digest']} {layer['size']}" for layer in info["layers"]]
     render.emit("\n".join(lines))
+
+
+def _convert(source: str, target: str, **opts: Any) -> None:
+    from sconify.cli.conversion import run_conversion
+
+    run_conversion(source, target, default_transport="docker", **opts)
+
+
+app.command(name="convert")(
+    conversion_command(
+        [
+            option("source", RefArg),
+            option(
+                "target",
+                Annotated[
+                    str, typer.Argument(help="Where the converted image goes (same forms as SRC).")
+                ],
+            ),
+        ],
+        _convert,
+        "Convert SRC into DST (any transports; a bare name is docker://), like sconify_image.",
+    )
+)
 
 
 @app.command()

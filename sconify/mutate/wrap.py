@@ -59,13 +59,19 @@ class ShimConfig:
         )
 
 
-def runtime_layer(shim: Path, guard: Path | None, store: BlobStore, workdir: Path) -> Layer:
+def runtime_layer(
+    shim: Path,
+    guard: Path | None,
+    store: BlobStore,
+    workdir: Path,
+    compression: Compression = Compression.GZIP,
+) -> Layer:
     """The layer with the shim (and guard): the same bytes for every conversion by one build."""
     tar = DeterministicTar(workdir / "runtime.tar")
     tar.add_file(SHIM_PATH, shim, 0o755)
     if guard is not None:
         tar.add_file(GUARD_PATH, guard, 0o755)
-    return tar.to_layer(store)
+    return tar.to_layer(store, compression)
 
 
 def protected_layer(

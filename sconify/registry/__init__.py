@@ -8,6 +8,7 @@ from sconify.registry.auth import Credentials, load_credentials
 from sconify.registry.client import FetchedManifest, RegistryClient
 from sconify.registry.errors import RegistryResponseError
 from sconify.registry.retry import RetryPolicy
+from sconify.registry.stats import TransferStats
 
 __all__ = [
     "Credentials",
@@ -15,5 +16,6 @@ __all__ = [
     "RegistryClient",
     "RegistryResponseError",
     "RetryPolicy",
+    "TransferStats",
     "load_credentials",
 ]

@@ -20,6 +20,7 @@ from sconify.image.digest import Digest
 from sconify.image.image import Image, parse_manifest
 from sconify.image.index import Index
 from sconify.registry.client import RegistryClient
+from sconify.registry.stats import TransferStats
 from sconify.transports.refs import RegistryRef
 
 log = logging.getLogger(__name__)
@@ -86,26 +87,39 @@ def read(
     return image
 
 
-def push(image: Image, ref: RegistryRef, *, client: RegistryClient | None = None) -> Digest:
+def push(
+    image: Image,
+    ref: RegistryRef,
+    *,
+    client: RegistryClient | None = None,
+    stats: TransferStats | None = None,
+) -> Digest:
     """Upload ``image`` to ``ref``'s repository and store its manifest by digest (no tag).
 
-    Blobs the repository has already are skipped. Returns the manifest digest.
+    Blobs the repository has already are skipped. Returns the manifest digest; ``stats``
+    counts what was sent.
     """
+    stats = stats if stats is not None else TransferStats()
     image.validate()
     with _client(ref, client) as c:
 
         def upload_layer(desc: Descriptor) -> None:
             if c.blob_exists(ref.repository, desc.digest, push=True):
                 log.debug("%s already has %s", ref.name, desc.digest)
+                stats.skipped()
                 return
             layer = by_digest[desc.digest]
             c.upload_file(ref.repository, desc.digest, desc.size, layer.path)
+            stats.uploaded(desc.size)
 
         by_digest = {layer.digest: layer for layer in image.layers}
         _parallel(upload_layer, [layer.descriptor for layer in by_digest.values()])
         config = image.config_descriptor()
         if not c.blob_exists(ref.repository, config.digest, push=True):
             c.upload_bytes(ref.repository, image.config_bytes())
+            stats.uploaded(config.size)
+        else:
+            stats.skipped()
         digest = c.put_manifest(
             ref.repository, str(image.digest()), image.manifest_bytes(), image.manifest_media_type
         )

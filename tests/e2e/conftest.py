@@ -2,38 +2,23 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.cli import Cli
 from tests.support.docker_engine import docker_client, docker_engine
 from tests.support.registry import Registry, registry
-from tests.support.services import CasProcess, LasProcess, run_cas, run_las
+from tests.support.services import cas, las
 
-__all__ = ["docker_client", "docker_engine", "registry"]
+__all__ = ["Cli", "cas", "docker_client", "docker_engine", "las", "registry"]
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-
-
-@pytest.fixture(scope="session")
-def las(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LasProcess]:
-    """A real ``sconify las serve`` process."""
-    with run_las(tmp_path_factory.mktemp("las")) as process:
-        yield process
-
-
-@pytest.fixture(scope="session")
-def cas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CasProcess]:
-    """A real ``sconify cas serve`` process (TLS on both ports)."""
-    with run_cas(tmp_path_factory.mktemp("cas")) as process:
-        yield process
 
 
 @dataclass(frozen=True)
@@ -66,33 +51,6 @@ def flask_samples(docker_engine: Any, registry: Registry) -> Samples:
         return target
 
     return Samples(root=build("root", "root"), nonroot=build("nonroot", "1000"))
-
-
-@dataclass
-class Cli:
-    """Runs ``sconify`` / ``sconify_image`` as a user would, with a private config dir."""
-
-    home: Path
-
-    def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(
-            XDG_CONFIG_HOME=str(self.home / "config"),
-            XDG_STATE_HOME=str(self.home / "state"),
-            XDG_CACHE_HOME=os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache")),
-            NO_COLOR="1",
-        )
-        return env
-
-    def run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [str(BIN / tool), *args], capture_output=True, text=True, env=self.env(), timeout=600
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"{tool} {' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
-            )
-        return result
 
 
 @pytest.fixture(scope="session")
