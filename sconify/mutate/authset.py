@@ -24,6 +24,8 @@ def library_dirs(machine: int) -> tuple[str, ...]:
     tuple_ = _MULTIARCH.get(machine)
     multiarch = (f"/lib/{tuple_}", f"/usr/lib/{tuple_}") if tuple_ else ()
     return (*multiarch, "/usr/local/lib", "/lib64", "/usr/lib64", "/lib", "/usr/lib")
+
+
 _PYTHON = re.compile(r"^python(3\.\d+)$")
 _SKIP_IN_STDLIB = ("dist-packages", "site-packages")
 
