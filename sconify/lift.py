@@ -24,7 +24,7 @@ import yaml
 from sconify.cas.schema import CasVersion
 from sconify.convert import ConversionRequest, Converted, convert
 from sconify.errors import CasRefused, ImageNotFound, SconifyError, UsageError
-from sconify.image import BlobStore, Compression, Image
+from sconify.image import BlobStore, Compression, Image, Platform
 from sconify.las.client import QePublicKey
 from sconify.registry import TransferStats
 from sconify.session.load import load_session
@@ -38,7 +38,7 @@ from sconify.transports.refs import (
     parse,
     parse_name,
 )
-from sconify.transports.staged import Staged, stage
+from sconify.transports.staged import Staged, platforms_of, stage, stage_index
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,8 @@ class LiftRequest:
     dry_run: bool = False
     default_transport: DefaultTransport = "docker-daemon"
     compression: Compression = Compression.GZIP
+    platform: Platform | None = None
+    all_platforms: bool = False
 
 
 @dataclass
@@ -89,6 +91,7 @@ class LiftResult:
     regions: tuple[str, ...]
     rewritten_layers: tuple[int, ...]
     protected_files: int
+    platforms: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -105,6 +108,7 @@ class LiftResult:
             "regions": list(self.regions),
             "rewritten_layers": list(self.rewritten_layers),
             "protected_files": self.protected_files,
+            "platforms": self.platforms,
             "warnings": self.warnings,
         }
 
@@ -131,37 +135,39 @@ def tolerations(request: LiftRequest) -> list[str]:
     return out
 
 
-def session_document(
-    request: LiftRequest,
-    converted: Converted,
-    *,
-    name: str,
-    qe_key_id: str,
-    predecessor: str | None,
-) -> dict[str, Any]:
-    """The session that releases the volume key, command and environment to the measurement."""
+def _service(request: LiftRequest, service: str, converted: Converted) -> dict[str, Any]:
     command = shlex.split(request.command) if request.command else list(converted.native_command)
     if not command:
         raise UsageError(
             "the native image has no ENTRYPOINT or CMD, so there is no command to run",
             hint='pass --command, e.g. --command="python3 /app/app.py"',
         )
+    return {
+        "name": service,
+        "command": command,
+        "environment": converted.native_env,
+        "pwd": converted.native_workdir,
+        "attestation": {"mrenclave": [converted.measurement]},
+        "fspf_path": converted.fspf_path,
+        "fspf_key": converted.key.reveal_hex(),
+        "fspf_tag": converted.fspf_tag,
+    }
+
+
+def session_document(
+    request: LiftRequest,
+    services: Sequence[tuple[str, Converted]],
+    *,
+    name: str,
+    qe_key_id: str,
+    predecessor: str | None,
+) -> dict[str, Any]:
+    """The session that releases each volume key, command and environment to its measurement."""
     doc: dict[str, Any] = {
         "name": name,
         "version": SESSION_VERSION,
         "access_policy": {"read": ["CREATOR"], "update": ["CREATOR"]},
-        "services": [
-            {
-                "name": request.service_name,
-                "command": command,
-                "environment": converted.native_env,
-                "pwd": converted.native_workdir,
-                "attestation": {"mrenclave": [converted.measurement]},
-                "fspf_path": converted.fspf_path,
-                "fspf_key": converted.key.reveal_hex(),
-                "fspf_tag": converted.fspf_tag,
-            }
-        ],
+        "services": [_service(request, service, conv) for service, conv in services],
         "security": {
             "attestation": {
                 "tolerate": tolerations(request),
@@ -172,6 +178,14 @@ def session_document(
     if predecessor:
         doc["predecessor"] = predecessor
     return doc
+
+
+def service_name_for(request: LiftRequest, platform: Platform | None) -> str:
+    """One service per platform with ``--all-platforms`` (each has its own key and measurement)."""
+    if platform is None or not request.all_platforms:
+        return request.service_name
+    suffix = "-".join(p for p in (platform.architecture, platform.variant) if p)
+    return f"{request.service_name}-{suffix}"
 
 
 def namespace_document(name: str) -> dict[str, Any]:
@@ -193,7 +207,9 @@ def _to_yaml(doc: dict[str, Any]) -> str:
     return text
 
 
-def read_source(text: str, store: BlobStore, default: DefaultTransport) -> Image:
+def read_source(
+    text: str, store: BlobStore, default: DefaultTransport, platform: Platform | None = None
+) -> Image:
     """Read ``--from``/``SRC``.
 
     With ``docker-daemon`` as the default (``sconify_image``), a bare name means the local engine
@@ -210,13 +226,13 @@ def read_source(text: str, store: BlobStore, default: DefaultTransport) -> Image
             return daemon.read(ref, store)
         log.info("%s is not in the Docker engine; pulling it from its registry", text)
         try:
-            return remote.read(parse_name(text), store)
+            return remote.read(parse_name(text), store, platform=platform)
         except ImageNotFound as err:
             raise ImageNotFound(
                 f"{text}: no such image in the Docker engine or in its registry",
                 hint="check the name with `docker images`, or build and push the image first",
             ) from err
-    return dispatch.read(ref, store)
+    return dispatch.read(ref, store, platform=platform)
 
 
 def destinations(text: str, default: DefaultTransport, *, push_image: bool) -> list[ImageRef]:
@@ -265,7 +281,6 @@ def lift(
         )
     namespace = request.namespace or f"sconify-{secrets.token_hex(4)}"
     name = f"{namespace}/{request.session_name or default_session_name(request.target)}"
-    config_id = f"{name}/{request.service_name}"
     targets = destinations(request.target, request.default_transport, push_image=request.push_image)
 
     # The CAS is needed even without uploading: the image pins its key (contracts.md section 3).
@@ -278,44 +293,57 @@ def lift(
     stats = TransferStats()
     with tempfile.TemporaryDirectory(prefix="sconify-", dir=workdir) as tmp:
         store = BlobStore(Path(tmp) / "store")
-        on_step(f"reading {request.source}")
-        native = read_source(request.source, store, request.default_transport)
-        on_step("encrypting and wrapping")
-        work = Path(tmp) / "work"
-        work.mkdir()
-        converted = convert(
-            native,
-            ConversionRequest(
-                binary=request.binary,
-                dirs=request.dirs,
-                settings=request.settings,
-                config_id=config_id,
-                cas_addr=enclave_addr,
-                las_addr=request.las,
-                cas_key_hash=version.cas_key_hash,
-                authenticate=request.authenticate,
-                extra_env=request.env,
-                compression=request.compression,
-            ),
-            store,
-            work,
-        )
+        wanted: list[Platform | None] = [request.platform]
+        if request.all_platforms:
+            wanted = list(platforms_of(parse(request.source, default=request.default_transport)))
+            if not wanted:
+                wanted = [None]
+        services: list[tuple[str, Converted]] = []
+        for platform in wanted:
+            on_step(f"reading {request.source}" + (f" ({platform})" if platform else ""))
+            native = read_source(request.source, store, request.default_transport, platform)
+            service = service_name_for(request, platform)
+            on_step(f"encrypting and wrapping {native.platform}")
+            work = Path(tmp) / f"work-{len(services)}"
+            work.mkdir()
+            converted = convert(
+                native,
+                ConversionRequest(
+                    binary=request.binary,
+                    dirs=request.dirs,
+                    settings=request.settings,
+                    config_id=f"{name}/{service}",
+                    cas_addr=enclave_addr,
+                    las_addr=request.las,
+                    cas_key_hash=version.cas_key_hash,
+                    authenticate=request.authenticate,
+                    extra_env=request.env,
+                    compression=request.compression,
+                ),
+                store,
+                work,
+            )
+            services.append((service, converted))
         predecessor = cas.current_hash(name)
         session_yaml = _to_yaml(
             session_document(
-                request, converted, name=name, qe_key_id=qe.key_id, predecessor=predecessor
+                request, services, name=name, qe_key_id=qe.key_id, predecessor=predecessor
             )
         )
         if request.session_file is not None:
             _write_private(request.session_file, session_yaml)
         if request.dry_run:
-            return _result(converted, config_id, name, None, [], stats, warnings)
+            return _result(services, name, None, [], stats, warnings)
 
         staged: list[Staged] = []
         try:
             for target in targets:
                 on_step(f"writing {target} (unnamed until the session is stored)")
-                staged.append(stage(converted.image, target, stats=stats))
+                if request.all_platforms:
+                    images = [conv.image for _, conv in services]
+                    staged.append(stage_index(images, target, stats=stats))
+                else:
+                    staged.append(stage(services[0][1].image, target, stats=stats))
             session_hash = None
             if request.upload_session:
                 _ensure_namespace(cas, namespace, request.create_namespace, warnings)
@@ -327,7 +355,7 @@ def lift(
             for item in staged:
                 item.discard()
             raise
-        return _result(converted, config_id, name, session_hash, staged, stats, warnings)
+        return _result(services, name, session_hash, staged, stats, warnings)
 
 
 def _ensure_namespace(cas: CasApi, namespace: str, create: bool, warnings: list[str]) -> None:
@@ -354,26 +382,37 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def _result(
-    converted: Converted,
-    config_id: str,
+    services: Sequence[tuple[str, Converted]],
     name: str,
     session_hash: str | None,
     staged: Sequence[Staged],
     stats: TransferStats,
     warnings: Sequence[str],
 ) -> LiftResult:
-    named = staged if session_hash is not None else []
+    named = session_hash is not None
+    first_service, first = services[0]
     return LiftResult(
-        config_id=config_id,
+        config_id=f"{name}/{first_service}",
         session_name=name,
         session_hash=session_hash,
-        measurement=converted.measurement,
-        digest=str(converted.image.digest()),
-        written=[{"ref": str(s.ref), "id": s.written, "named": bool(named)} for s in staged],
-        pushed=next((s.ref.familiar() for s in named if isinstance(s.ref, RegistryRef)), None),
+        measurement=first.measurement,
+        digest=staged[0].written if len(services) > 1 and staged else str(first.image.digest()),
+        written=[{"ref": str(s.ref), "id": s.written, "named": named} for s in staged],
+        pushed=next(
+            (s.ref.familiar() for s in staged if named and isinstance(s.ref, RegistryRef)), None
+        ),
         uploaded_bytes=stats.bytes_uploaded,
-        regions=converted.regions,
-        rewritten_layers=converted.rewritten_layers,
-        protected_files=converted.protected_files,
+        regions=first.regions,
+        rewritten_layers=first.rewritten_layers,
+        protected_files=first.protected_files,
+        platforms=[
+            {
+                "platform": str(conv.image.platform),
+                "service": f"{name}/{service}",
+                "measurement": conv.measurement,
+                "digest": str(conv.image.digest()),
+            }
+            for service, conv in services
+        ],
         warnings=list(warnings),
     )

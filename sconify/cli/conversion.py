@@ -74,6 +74,12 @@ def conversion_options(
     compression: Annotated[
         str, typer.Option(help="Compression of the layers sconify writes: gzip or zstd.")
     ] = "gzip",
+    platform: Annotated[
+        str | None, typer.Option(help="Pick OS/ARCH[/VARIANT] from an index (default linux/amd64).")
+    ] = None,
+    all_platforms: Annotated[
+        bool, typer.Option(help="Convert every platform of an index into a new index.")
+    ] = False,
     dry_run: Annotated[bool, typer.Option(help="Convert and measure, write nothing.")] = False,
     verbose: Annotated[int, typer.Option("-v", "--verbose", count=True)] = 0,
     no_color: Annotated[bool, typer.Option(help="Plain output.")] = False,
@@ -104,7 +110,7 @@ def run_conversion(
     """Build the request from the options, run the job, report the result."""
     from sconify.cas.client import CasClient
     from sconify.cli.identity import load_identity
-    from sconify.image import Compression
+    from sconify.image import Compression, Platform
     from sconify.las.client import LasClient
     from sconify.lift import LiftRequest, lift
     from sconify.settings import RuntimeSettings
@@ -147,7 +153,13 @@ def run_conversion(
         dry_run=opts["dry_run"],
         default_transport=default_transport,
         compression=Compression(opts["compression"]),
+        platform=Platform.parse(opts["platform"]) if opts["platform"] else None,
+        all_platforms=opts["all_platforms"],
     )
+    if request.platform and request.all_platforms:
+        raise UsageError(
+            "--platform and --all-platforms exclude each other", hint="give one of them"
+        )
     client = CasClient(opts["cas"], identity=load_identity(opts["identity"]), pinned_key_hash=None)
     with client, render.progress("converting") as status:
         result = lift(request, cas=client, las=LasClient(opts["las"]), on_step=status)

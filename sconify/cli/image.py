@@ -32,18 +32,26 @@ def _store() -> Iterator[object]:
         yield BlobStore(Path(tmp))
 
 
-def _read(text: str, store: object) -> object:
-    from sconify.image import BlobStore
+PlatformOpt = Annotated[
+    str | None, typer.Option(help="Pick OS/ARCH[/VARIANT] from an index (default linux/amd64).")
+]
+
+
+def _read(text: str, store: object, platform: str | None = None) -> object:
+    from sconify.image import BlobStore, Platform
     from sconify.transports import dispatch
     from sconify.transports.refs import parse
 
     assert isinstance(store, BlobStore)
-    return dispatch.read(parse(text), store)
+    return dispatch.read(
+        parse(text), store, platform=Platform.parse(platform) if platform else None
+    )
 
 
 @app.command()
 def measure(
     ref: RefArg,
+    platform: PlatformOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Show the measured fields too.")] = False,
 ) -> None:
     """Print the measurement the shim computes for a converted image (what SCONE_HASH=1 prints)."""
@@ -51,7 +59,7 @@ def measure(
     from sconify.inspect import measure_image
 
     with _store() as store:
-        image = _read(ref, store)
+        image = _read(ref, store, platform)
         assert isinstance(image, Image)
         report = measure_image(image)
     if json_out:
@@ -63,6 +71,7 @@ def measure(
 @app.command()
 def inspect(
     ref: RefArg,
+    platform: PlatformOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
     """Show layers, media types and, for a converted image, regions, measurement and config id."""
@@ -70,7 +79,7 @@ def inspect(
     from sconify.inspect import describe
 
     with _store() as store:
-        image = _read(ref, store)
+        image = _read(ref, store, platform)
         assert isinstance(image, Image)
         info = describe(image)
     if json_out:

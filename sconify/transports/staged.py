@@ -13,11 +13,15 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from sconify.image import Image
-from sconify.registry import TransferStats
+from sconify.canonical import compact_json
+from sconify.errors import UsageError
+from sconify.image import Descriptor, Digest, Image, Index, Platform
+from sconify.image import mediatypes as mt
+from sconify.registry import RegistryClient, TransferStats
 from sconify.transports import archive, daemon, layout, remote
 from sconify.transports.refs import (
     DaemonRef,
@@ -33,10 +37,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Staged:
-    """An image written but not yet named at ``ref``; ``written`` says where (digest or id)."""
+    """An image (or index) written but not yet named at ``ref``.
+
+    ``written`` is what the place calls it: a manifest or index digest, or an engine image id.
+    """
 
     ref: ImageRef
-    image: Image
+    image: Image | None
     written: str
     _temp: Path | None = None
 
@@ -44,7 +51,7 @@ class Staged:
         """Give the image its name at ``ref`` (the last, quick step)."""
         ref = self.ref
         if isinstance(ref, RegistryRef):
-            remote.tag(ref, self.image.digest())
+            remote.tag(ref, Digest.parse(self.written))
         elif isinstance(ref, DaemonRef):
             daemon.tag(self.written, ref)
         elif isinstance(ref, LayoutRef):
@@ -53,6 +60,7 @@ class Staged:
             if not target.exists():
                 os.rename(self._temp, target)
             else:
+                assert self.image is not None
                 layout.write(self.image, ref)
                 shutil.rmtree(self._temp, ignore_errors=True)
         else:
@@ -94,3 +102,47 @@ def stage(image: Image, ref: ImageRef, *, stats: TransferStats | None = None) ->
         assert isinstance(ref, DockerArchiveRef | OciArchiveRef)
         written = archive.write(image, replace(ref, path=temp))
     return Staged(ref, image, str(written), temp)
+
+
+def stage_index(
+    images: Sequence[Image], ref: ImageRef, *, stats: TransferStats | None = None
+) -> Staged:
+    """Write several platform images and an OCI index naming them, without naming the index.
+
+    Only a registry holds a multi-platform image here: an engine runs one platform, and the
+    archive formats are written for one image.
+    """
+    if not isinstance(ref, RegistryRef):
+        raise UsageError(
+            f"{ref}: --all-platforms writes an index, which only a registry holds here",
+            hint="write to docker://HOST/REPO:TAG, or pick one platform with --platform",
+        )
+    entries = []
+    for image in images:
+        digest = remote.push(image, ref, stats=stats)
+        entries.append(
+            Descriptor(
+                image.manifest_media_type,
+                digest,
+                len(image.manifest_bytes()),
+                platform=image.platform,
+            ).to_json()
+        )
+    index = compact_json({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": entries})
+    with RegistryClient(ref.api_host) as client:
+        digest = client.put_manifest(ref.repository, str(Digest.of(index)), index, mt.OCI_INDEX)
+    return Staged(ref, None, str(digest))
+
+
+def platforms_of(ref: ImageRef) -> list[Platform]:
+    """The platforms of the index a registry reference names ([] for a single image)."""
+    if not isinstance(ref, RegistryRef):
+        raise UsageError(
+            f"{ref}: --all-platforms reads an index from a registry",
+            hint="convert from docker://HOST/REPO:TAG, or pick one platform with --platform",
+        )
+    with RegistryClient(ref.api_host) as client:
+        fetched = client.get_manifest(ref.repository, ref.reference)
+    if not mt.is_index(fetched.media_type):
+        return []
+    return [d.platform for d in Index.from_bytes(fetched.data).images() if d.platform]
