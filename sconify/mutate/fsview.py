@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from sconify.elf import ELF_MAGIC, ElfInfo, NotElf, parse_elf
 from sconify.errors import ImageError, UnsafeLayer
 from sconify.image import Layer
-from sconify.mutate.tarpaths import clean_hardlink_target, clean_name, is_below, whiteout_of
+from sconify.mutate.tarpaths import clean_hardlink_target, clean_name, whiteout_of
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,39 @@ class FsView:
 
     nodes: dict[str, Node] = field(default_factory=dict)
     layer_paths: list[set[str]] = field(default_factory=list)
+    # directory -> the paths directly below it, so that replacing or whiting out a tree costs
+    # the size of that tree, not of the whole file system
+    _below: dict[str, set[str]] = field(default_factory=dict, repr=False)
+
+    def _put(self, node: Node) -> None:
+        self.nodes[node.path] = node
+        # Tars may leave out parent directories; link every ancestor so trees stay reachable.
+        child, parent = node.path, posixpath.dirname(node.path)
+        while child != "/":
+            siblings = self._below.setdefault(parent, set())
+            if child in siblings:
+                break
+            siblings.add(child)
+            child, parent = parent, posixpath.dirname(parent)
+
+    def remove_tree(self, path: str, *, keep_root: bool) -> None:
+        """Remove ``path`` and everything below it (only what is below with ``keep_root``)."""
+        pending = list(self._below.pop(path, ()))
+        while pending:
+            item = pending.pop()
+            self.nodes.pop(item, None)
+            pending.extend(self._below.pop(item, ()))
+        if not keep_root:
+            self.nodes.pop(path, None)
+            self._below.get(posixpath.dirname(path), set()).discard(path)
+
+    def add(self, node: Node) -> None:
+        """Add a layer's entry: a non-directory replaces whatever tree was at its path."""
+        old = self.nodes.get(node.path)
+        replaces_tree = node.kind != "dir" and node.path in self._below
+        if replaces_tree or (old is not None and (node.kind != "dir" or old.kind != "dir")):
+            self.remove_tree(node.path, keep_root=False)
+        self._put(node)
 
     def get(self, path: str) -> Node | None:
         """The node at ``path`` exactly (no symlink resolution)."""
@@ -90,9 +123,14 @@ class FsView:
 
     def children(self, root: str) -> Iterator[Node]:
         """Every node strictly below ``root``, in path order."""
-        prefix = root.rstrip("/") + "/"
-        for path in sorted(self.nodes):
-            if path.startswith(prefix):
+        found: list[str] = []
+        pending = list(self._below.get(root, ()))
+        while pending:
+            path = pending.pop()
+            found.append(path)
+            pending.extend(self._below.get(path, ()))
+        for path in sorted(found):
+            if path in self.nodes:
                 yield self.nodes[path]
 
     def close_matches(self, path: str, limit: int = 3) -> list[str]:
@@ -104,13 +142,6 @@ class FsView:
         if same_base:
             return same_base[:limit]
         return difflib.get_close_matches(path, list(self.nodes), n=limit, cutoff=0.6)
-
-
-def _remove_tree(nodes: dict[str, Node], path: str, *, keep_root: bool) -> None:
-    for existing in [p for p in nodes if is_below(p, path)]:
-        if keep_root and existing == path:
-            continue
-        del nodes[existing]
 
 
 def _refuse_write_through_symlink(view: FsView, path: str, layer: str) -> None:
@@ -190,13 +221,10 @@ def scan_layers(layers: Sequence[Layer]) -> FsView:
                 hint="the blob is corrupt or not a layer; pull the image again",
             ) from err
         for wo in whiteouts:
-            _remove_tree(view.nodes, wo.path, keep_root=wo.opaque)
+            view.remove_tree(wo.path, keep_root=wo.opaque)
         for node in additions:
             _refuse_write_through_symlink(view, node.path, name)
-            old = view.nodes.get(node.path)
-            if node.kind != "dir" or (old is not None and old.kind != "dir"):
-                _remove_tree(view.nodes, node.path, keep_root=False)
-            view.nodes[node.path] = node
+            view.add(node)
         view.layer_paths.append(seen)
     return view
 
