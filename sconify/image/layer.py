@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
-import gzip
 import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 import zstandard
+from isal import igzip, igzip_threaded, isal_zlib
 
 from sconify.errors import ImageError
 from sconify.image import mediatypes as mt
@@ -20,7 +21,7 @@ from sconify.image.digest import Digest
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
-DEFAULT_GZIP_LEVEL = 6
+DEFAULT_GZIP_LEVEL = 2  # ISA-L's scale, 0 to 3
 DEFAULT_ZSTD_LEVEL = 3
 
 
@@ -71,29 +72,44 @@ class Compression(enum.Enum):
 
 
 def open_decompressed(path: Path, compression: Compression) -> BinaryIO:
-    """Open ``path`` and return a stream of its decompressed bytes."""
+    """Open ``path`` and return a stream of its decompressed bytes.
+
+    gzip is inflated by ISA-L in a thread of its own, about twice as fast as zlib and beside
+    the caller's work (tar parsing, hashing) on another core.
+    """
+    if compression is Compression.GZIP:
+        inflating = igzip_threaded.open(str(path), "rb", threads=1)
+        return cast(BinaryIO, io.BufferedReader(_CorruptionAsOSError(inflating), CHUNK))
     raw = Path(path).open("rb")  # noqa: SIM115 - the returned stream owns and closes it
     if compression is Compression.NONE:
         return raw
-    if compression is Compression.GZIP:
-        return cast(BinaryIO, _GzipOwning(raw))
     # Layers made by pzstd, zstd --threads or zstd:chunked have several frames.
     reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=True)
     return cast(BinaryIO, reader)
 
 
-class _GzipOwning(gzip.GzipFile):
-    """A GzipFile that also closes the file it reads from."""
+_ISAL_ERROR = cast(type[Exception], isal_zlib.error)
 
-    def __init__(self, raw: BinaryIO) -> None:
-        super().__init__(fileobj=raw, mode="rb")
-        self._raw = raw
+
+class _CorruptionAsOSError(io.RawIOBase):
+    """ISA-L reports corrupt deflate data with its own exception; callers expect ``OSError``,
+    as zlib's gzip module raises for the same bytes."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            return int(self._inner.readinto(buffer))
+        except _ISAL_ERROR as err:
+            raise OSError(f"corrupt gzip data: {err}") from None
 
     def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self._raw.close()
+        self._inner.close()
+        super().close()
 
 
 @dataclass(frozen=True)
@@ -152,7 +168,8 @@ def layer_from_tar(
     """Compress a plain tar file into ``store`` as a layer, in one streaming pass.
 
     The diff_id is the hash of the tar bytes read, the digest the hash of the bytes written.
-    gzip output is deterministic (no name, mtime 0) for a given level and zlib.
+    gzip is written by ISA-L (levels 0-3; 15 times faster than zlib's default level for about
+    10% more bytes) and is deterministic (no name, mtime 0) for a given level and ISA-L.
     """
     diff_hash = hashlib.sha256()
     with Path(tar_path).open("rb") as src, store.writer(source=str(tar_path)) as sink:
@@ -162,7 +179,7 @@ def layer_from_tar(
                 sink.write(chunk)
         elif compression is Compression.GZIP:
             gz_level = DEFAULT_GZIP_LEVEL if level is None else level
-            with gzip.GzipFile(
+            with igzip.IGzipFile(
                 filename="", mode="wb", compresslevel=gz_level, fileobj=sink, mtime=0
             ) as gz:
                 while chunk := src.read(CHUNK):
