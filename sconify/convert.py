@@ -17,7 +17,7 @@ from sconify.crypto.keys import VolumeKey
 from sconify.image import BlobStore, Compression, Image
 from sconify.measurement import MeasuredFiles, measure
 from sconify.mutate.authset import build_auth_set
-from sconify.mutate.fsview import scan_layers
+from sconify.mutate.fsview import IndexCache, scan_layers
 from sconify.mutate.protect import protect_regions, resolve_regions
 from sconify.mutate.wrap import (
     DEFAULT_PLAINTEXT_ROOT,
@@ -72,12 +72,20 @@ class Converted:
     protected_bytes: int
 
 
-def convert(image: Image, request: ConversionRequest, store: BlobStore, workdir: Path) -> Converted:
-    """Convert ``image``; new blobs go into ``store``, scratch files into ``workdir``."""
+def convert(
+    image: Image,
+    request: ConversionRequest,
+    store: BlobStore,
+    workdir: Path,
+    *,
+    cache: IndexCache | None = None,
+) -> Converted:
+    """Convert ``image``; new blobs go into ``store``, scratch files into ``workdir``;
+    ``cache`` keeps layer indexes between conversions."""
     shim = shim_path(image.config.architecture or "amd64")
     guard = guard_path(image.config.architecture or "amd64")
     log.info("scanning %d layers", len(image.layers))
-    view = scan_layers(image.layers)
+    view = scan_layers(image.layers, cache)
     regions = resolve_regions(view, request.dirs)
     auth = build_auth_set(
         view, request.binary, authenticate=request.authenticate, protected=regions

@@ -26,6 +26,7 @@ from sconify.convert import ConversionRequest, Converted, convert
 from sconify.errors import CasRefused, ImageNotFound, SconifyError, UsageError
 from sconify.image import BlobStore, Compression, Image, Platform
 from sconify.las.client import QePublicKey
+from sconify.mutate.indexcache import DiskIndexCache
 from sconify.registry import TransferStats
 from sconify.session.load import load_session
 from sconify.settings import RuntimeSettings
@@ -322,6 +323,7 @@ def lift(
                 ),
                 store,
                 work,
+                cache=DiskIndexCache.from_environment(),
             )
             services.append((service, converted))
         predecessor = cas.current_hash(name)

@@ -14,11 +14,12 @@ import posixpath
 import tarfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 from sconify.elf import ELF_MAGIC, ElfInfo, NotElf, parse_elf
 from sconify.errors import ImageError, UnsafeLayer
 from sconify.image import Layer
-from sconify.mutate.tarpaths import clean_hardlink_target, clean_name, whiteout_of
+from sconify.mutate.tarpaths import Whiteout, clean_hardlink_target, clean_name, whiteout_of
 
 log = logging.getLogger(__name__)
 
@@ -192,40 +193,120 @@ def _hash_member(stream: tarfile.TarFile, member: tarfile.TarInfo) -> tuple[str,
     return digest.hexdigest(), None
 
 
-def scan_layers(layers: Sequence[Layer]) -> FsView:
-    """Build the merged view of ``layers`` (bottom first), applying whiteouts and opaque dirs."""
+@dataclass(frozen=True)
+class LayerIndex:
+    """What one layer holds, independent of the layers around it (so it can be cached by its
+    ``diff_id``): entries in tar order (``layer`` still 0), whiteouts, and every path named."""
+
+    entries: tuple[Node, ...]
+    whiteouts: tuple[Whiteout, ...]
+    paths: frozenset[str]
+
+    def to_json(self) -> dict[str, Any]:
+        """A compact JSON form for the cache."""
+        return {
+            "entries": [
+                [
+                    n.path,
+                    n.kind,
+                    n.mode,
+                    n.uid,
+                    n.gid,
+                    n.member,
+                    n.size,
+                    n.target,
+                    n.sha256,
+                    None
+                    if n.elf is None
+                    else [
+                        n.elf.machine,
+                        n.elf.interpreter,
+                        n.elf.needed,
+                        n.elf.rpath,
+                        n.elf.runpath,
+                    ],
+                ]
+                for n in self.entries
+            ],
+            "whiteouts": [[w.path, w.opaque] for w in self.whiteouts],
+            "paths": sorted(self.paths),
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> LayerIndex:
+        """Read the cache form back."""
+        entries = []
+        for path, kind, mode, uid, gid, member, size, target, sha256, elf in obj["entries"]:
+            info = None
+            if elf is not None:
+                machine, interp, needed, rpath, runpath = elf
+                info = ElfInfo(machine, interp, tuple(needed), tuple(rpath), tuple(runpath))
+            entries.append(Node(path, kind, mode, uid, gid, 0, member, size, target, sha256, info))
+        return cls(
+            tuple(entries),
+            tuple(Whiteout(p, bool(o)) for p, o in obj["whiteouts"]),
+            frozenset(obj["paths"]),
+        )
+
+
+def index_layer(layer: Layer, name: str) -> LayerIndex:
+    """Read one layer's tar: every entry's metadata, the sha256 of files, ELF facts."""
+    additions: list[Node] = []
+    whiteouts = []
+    seen: set[str] = set()
+    by_member: dict[str, Node] = {}
+    try:
+        with layer.open_tar() as raw, tarfile.open(fileobj=raw, mode="r|") as stream:
+            for member in stream:
+                path = clean_name(member.name, layer=name)
+                if path == "/":
+                    continue
+                seen.add(path)
+                wo = whiteout_of(path)
+                if wo is not None:
+                    whiteouts.append(wo)
+                    continue
+                node = _node_of(stream, member, path, name, by_member)
+                by_member[path] = node
+                additions.append(node)
+    except (tarfile.TarError, EOFError, OSError) as err:
+        raise ImageError(
+            f"layer {name} is not a readable tar: {err}",
+            hint="the blob is corrupt or not a layer; pull the image again",
+        ) from err
+    return LayerIndex(tuple(additions), tuple(whiteouts), frozenset(seen))
+
+
+class IndexCache(Protocol):
+    """Where layer indexes are kept between conversions (see :mod:`sconify.mutate.indexcache`)."""
+
+    def get(self, diff_id: str) -> LayerIndex | None:
+        """The index of the layer whose uncompressed tar hashes to ``diff_id``, if kept."""
+
+    def put(self, diff_id: str, index: LayerIndex) -> None:
+        """Keep an index."""
+
+
+def scan_layers(layers: Sequence[Layer], cache: IndexCache | None = None) -> FsView:
+    """Build the merged view of ``layers`` (bottom first), applying whiteouts and opaque dirs.
+
+    A layer's index depends only on its content, so ``cache`` may answer for layers seen
+    before (a shared base image is read once, not at every conversion).
+    """
     view = FsView()
-    for index, layer in enumerate(layers):
-        name = f"{index} ({layer.digest})"
-        additions: list[Node] = []
-        whiteouts = []
-        seen: set[str] = set()
-        by_member: dict[str, Node] = {}
-        try:
-            with layer.open_tar() as raw, tarfile.open(fileobj=raw, mode="r|") as stream:
-                for member in stream:
-                    path = clean_name(member.name, layer=name)
-                    if path == "/":
-                        continue
-                    seen.add(path)
-                    wo = whiteout_of(path)
-                    if wo is not None:
-                        whiteouts.append(wo)
-                        continue
-                    node = _node_of(stream, member, path, index, name, by_member)
-                    by_member[path] = node
-                    additions.append(node)
-        except (tarfile.TarError, EOFError, OSError) as err:
-            raise ImageError(
-                f"layer {name} is not a readable tar: {err}",
-                hint="the blob is corrupt or not a layer; pull the image again",
-            ) from err
-        for wo in whiteouts:
+    for position, layer in enumerate(layers):
+        name = f"{position} ({layer.digest})"
+        index = cache.get(str(layer.diff_id)) if cache is not None else None
+        if index is None:
+            index = index_layer(layer, name)
+            if cache is not None:
+                cache.put(str(layer.diff_id), index)
+        for wo in index.whiteouts:
             view.remove_tree(wo.path, keep_root=wo.opaque)
-        for node in additions:
+        for node in index.entries:
             _refuse_write_through_symlink(view, node.path, name)
-            view.add(node)
-        view.layer_paths.append(seen)
+            view.add(replace(node, layer=position))
+        view.layer_paths.append(set(index.paths))
     return view
 
 
@@ -233,12 +314,11 @@ def _node_of(
     stream: tarfile.TarFile,
     member: tarfile.TarInfo,
     path: str,
-    index: int,
     layer_name: str,
     earlier: dict[str, Node],
 ) -> Node:
     kind = _kind(member)
-    node = Node(path, kind, member.mode & 0o7777, member.uid, member.gid, index, member.name)
+    node = Node(path, kind, member.mode & 0o7777, member.uid, member.gid, 0, member.name)
     if member.islnk():
         target = clean_hardlink_target(member, layer=layer_name)
         source = earlier.get(target)

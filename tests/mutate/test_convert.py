@@ -270,3 +270,35 @@ def test_hardlink_escaping_the_root_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(UnsafeLayer, match="escapes the image root"):
         convert(image_of([layer]), _request(), store, tmp_path)
+
+
+def test_layer_index_cache_spares_reading_layers_again(tmp_path: Path) -> None:
+    from sconify.mutate.indexcache import DiskIndexCache
+
+    store = BlobStore(tmp_path / "store")
+    native = _native(store, tmp_path)
+    cache = DiskIndexCache(tmp_path / "cache")
+    (tmp_path / "w1").mkdir()
+    first = convert(native, _request(), store, tmp_path / "w1", cache=cache)
+    # The base layer holds nothing protected: with its index kept, it is not read at all.
+    base = native.layers[0].path
+    base.rename(base.with_suffix(".away"))
+    (tmp_path / "w2").mkdir()
+    second = convert(native, _request(), store, tmp_path / "w2", cache=cache)
+    assert second.measurement == first.measurement  # the volume key is not measured
+    assert second.rewritten_layers == first.rewritten_layers
+    assert second.image.layers[0].digest == first.image.layers[0].digest
+
+
+def test_unreadable_cache_entry_is_ignored(tmp_path: Path) -> None:
+    from sconify.mutate.indexcache import DiskIndexCache
+
+    store = BlobStore(tmp_path / "store")
+    native = _native(store, tmp_path)
+    cache = DiskIndexCache(tmp_path / "cache")
+    (tmp_path / "w1").mkdir()
+    convert(native, _request(), store, tmp_path / "w1", cache=cache)
+    for entry in (tmp_path / "cache").iterdir():
+        entry.write_bytes(b"not gzip")
+    (tmp_path / "w2").mkdir()
+    assert convert(native, _request(), store, tmp_path / "w2", cache=cache).protected_files == 5
