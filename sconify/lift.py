@@ -67,7 +67,6 @@ class LiftRequest:
     authenticate: tuple[str, ...] = ()
     allow_simulation: bool = False
     push_image: bool = False
-    identity: Path | None = None
     session_file: Path | None = None
     upload_session: bool = True
     dry_run: bool = False

@@ -147,7 +147,6 @@ def run_conversion(
         authenticate=tuple(opts["authenticate"] or ()),
         allow_simulation=opts["allow_simulation"] or opts["cas_debug"],
         push_image=push_image,
-        identity=opts["identity"],
         session_file=opts["session"],
         upload_session=not opts["disable_session_upload"],
         dry_run=opts["dry_run"],
