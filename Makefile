@@ -42,8 +42,11 @@ test: install lint test-go test-py
 demo: install
 	scripts/demo.sh
 
+# The bench extra (py-spy) is only needed here. BENCH_ARGS passes options to run.py, e.g.
+# make bench BENCH_ARGS="--runs 3 --no-big".
 bench: install
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) sconify/_runtime build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,457 @@
+"""``make bench``: sconify image convert against skopeo copy --encryption-key, side by side.
+
+    .venv/bin/python benchmarks/run.py [--runs 5] [--big-runs 3] [--no-big] [--no-profile]
+                                       [--out BENCHMARKS.md] [--keep]
+
+What it does (BENCHMARKS.md, which it writes, says the same with the numbers):
+
+1. Builds (once, cached) the native images: Debian bookworm + python3 + Flask, about 230 MB, with
+   ``/app`` and ``/data`` to protect; the same plus a changed ``/app/app.py``; the same plus a
+   layer of 1 GiB of random bytes (:mod:`images`).
+2. Starts a *source* registry and copies the images into it with skopeo (digests preserved),
+   and a CAS and a LAS (the real ``sconify cas serve`` / ``las serve`` processes).
+3. Measures, interleaved and alternating the order, N runs of each tool, each run pushing into
+   a *fresh, empty* destination registry (a new registry process with empty storage, started
+   and stopped outside the timing): ``skopeo copy --encryption-key jwe:pub.pem`` and
+   ``sconify image convert`` (pull, protect, wrap, session, push, tag), plus sconify with the
+   proposed fixes applied in memory (:mod:`patched`). Wall time, CPU time and peak RSS come
+   from ``wait4`` on each fresh child (:mod:`measure`).
+4. Re-convert: converts the image, then the image with one changed file in ``/app`` into the
+   same repository, through a counting TCP proxy, and reports the bytes each run sent.
+5. Profiles one conversion with py-spy (:mod:`sampling`) and runs micro-measurements
+   (:mod:`experiments`), then writes ``BENCHMARKS.md`` (:mod:`report`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(HERE), str(ROOT)]
+
+import httpx  # noqa: E402
+import patched  # noqa: E402
+import report  # noqa: E402
+import sampling  # noqa: E402
+from cryptography.hazmat.primitives import serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
+from measure import Measurement, counting_proxy, run_measured  # noqa: E402
+
+import images  # noqa: E402
+from sconify.dev.registry import RegistryProcess, start_registry  # noqa: E402
+from tests.support.services import CasProcess, LasProcess, run_cas, run_las  # noqa: E402
+
+BIN = Path(sys.executable).parent
+SOURCE_REPO = "bench/native"
+
+
+def log(message: str) -> None:
+    """Progress on stderr, with the time since start."""
+    print(f"[bench {time.monotonic() - START:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+START = time.monotonic()
+
+
+@dataclass
+class Setup:
+    """What every measurement shares."""
+
+    scratch: Path
+    source: RegistryProcess
+    cas: CasProcess
+    las: LasProcess
+    pubkey: Path
+    env: dict[str, str]
+    images: images.BenchImages
+
+
+def _skopeo(*args: str) -> None:
+    subprocess.run(["skopeo", *args], check=True, stdin=subprocess.DEVNULL)
+
+
+def _pubkey(path: Path) -> Path:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return path
+
+
+@contextlib.contextmanager
+def fresh_registry(setup: Setup, name: str) -> Iterator[RegistryProcess]:
+    """An empty destination registry, removed with its storage afterwards."""
+    state = setup.scratch / "registries" / name
+    registry = start_registry(state)
+    try:
+        yield registry
+    finally:
+        registry.stop()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def _tagged(addr: str, repository: str, tag: str) -> bool:
+    accept = ", ".join(
+        [
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.oci.image.index.v1+json",
+        ]
+    )
+    reply = httpx.head(
+        f"http://{addr}/v2/{repository}/manifests/{tag}", headers={"Accept": accept}, timeout=30
+    )
+    return reply.status_code == 200
+
+
+@dataclass(frozen=True)
+class Tool:
+    """One column of the comparison: skopeo, or sconify with some fixes and a cache state.
+
+    ``warm`` sconify runs share one layer-index cache filled by the warm-up run (the base layer
+    was converted before on this machine); every other sconify run gets an empty cache of its
+    own, as on a fresh CI runner.
+    """
+
+    label: str
+    fixes: tuple[str, ...] | None = None
+    warm: bool = False
+
+    @property
+    def is_skopeo(self) -> bool:
+        """Whether this is the peer, not sconify."""
+        return self.fixes is None
+
+
+SKOPEO = Tool("skopeo")
+SCONIFY = Tool("sconify", ())
+
+
+def tools_available() -> list[Tool]:
+    """sconify as is, with a warm cache, and with each applicable set of proposed fixes."""
+    out = [SCONIFY, Tool("sconify (warm layer-index cache)", (), warm=True)]
+    for label, fixes in patched.VARIANTS:
+        if fixes and all(map(patched.applicable, fixes)):
+            out.append(Tool(label, fixes))
+    return out
+
+
+def skopeo_argv(setup: Setup, src_tag: str, dest: str) -> list[str]:
+    """``skopeo copy --encryption-key jwe:pub.pem`` from the source registry to ``dest``."""
+    return [
+        "skopeo",
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        "--encryption-key",
+        f"jwe:{setup.pubkey}",
+        f"docker://{setup.source.addr}/{SOURCE_REPO}:{src_tag}",
+        f"docker://{dest}",
+    ]
+
+
+def sconify_argv(setup: Setup, src_tag: str, dest: str, fixes: tuple[str, ...]) -> list[str]:
+    """``sconify image convert`` from the source registry to ``dest`` (with ``fixes``)."""
+    head = [str(BIN / "sconify")]
+    if fixes:
+        head = [sys.executable, str(HERE / "patched.py"), ",".join(fixes), "sconify"]
+    return [
+        *head,
+        "image",
+        "convert",
+        f"docker://{setup.source.addr}/{SOURCE_REPO}:{src_tag}",
+        f"docker://{dest}",
+        f"--binary={images.BINARY}",
+        *(f"--dir={d}" for d in images.PROTECTED),
+        f"--cas={setup.cas.api_addr}",
+        f"--las={setup.las.addr}",
+        f"--namespace=bench-{uuid.uuid4().hex[:12]}",
+        "--create-namespace",
+        "--allow-simulation",
+        "--json",
+    ]
+
+
+@contextlib.contextmanager
+def invocation(
+    setup: Setup, tool: Tool, src_tag: str, dest: str
+) -> Iterator[tuple[list[str], dict[str, str]]]:
+    """The command line and environment of one run; a cold cache is removed afterwards."""
+    if tool.fixes is None:
+        yield skopeo_argv(setup, src_tag, dest), setup.env
+        return
+    cache = setup.scratch / ("cache-warm" if tool.warm else f"cache-{uuid.uuid4().hex[:8]}")
+    try:
+        yield (
+            sconify_argv(setup, src_tag, dest, tool.fixes),
+            {
+                **setup.env,
+                "XDG_CACHE_HOME": str(cache),
+            },
+        )
+    finally:
+        if not tool.warm:
+            shutil.rmtree(cache, ignore_errors=True)
+
+
+def _sconify_json(m: Measurement) -> dict[str, object]:
+    try:
+        value = json.loads(m.stdout)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def measure_once(setup: Setup, case: str, run: int, tool: Tool, src_tag: str) -> Measurement:
+    """One run of one tool into a fresh registry."""
+    repo = "bench/skopeo" if tool.is_skopeo else "bench/sconify"
+    with fresh_registry(setup, f"{case}-{run}-{uuid.uuid4().hex[:8]}") as dest:
+        target = f"{dest.addr}/{repo}:latest"
+        with invocation(setup, tool, src_tag, target) as (argv, env):
+            m = run_measured(
+                argv, tool=tool.label, case=case, run=run, env=env, scratch=setup.scratch / "logs"
+            )
+        m.extra["tagged"] = m.ok and _tagged(dest.addr, repo, "latest")
+        if not tool.is_skopeo:
+            m.extra["uploaded_bytes"] = _sconify_json(m).get("uploaded_bytes")
+    status = "ok" if m.ok and m.extra["tagged"] else f"FAILED ({m.exit_code})"
+    log(f"{case} run {run}: {tool.label}: {m.wall:.2f}s, {m.rss_mib:.0f} MiB, {status}")
+    if not m.ok:
+        log(m.stderr_tail)
+    return m
+
+
+def compare(
+    setup: Setup, case: str, src_tag: str, runs: int, tools: list[Tool]
+) -> list[Measurement]:
+    """``runs`` rounds of every tool; even rounds in reverse order (none always goes first)."""
+    everyone = [SKOPEO, *tools]
+    out = []
+    for run in range(1, runs + 1):
+        order = everyone if run % 2 else list(reversed(everyone))
+        for tool in order:
+            out.append(measure_once(setup, case, run, tool, src_tag))
+    return out
+
+
+def warm_up(setup: Setup) -> None:
+    """One unmeasured run of each tool: page cache, .pyc files, the CAS enrollment, and the
+    layer-index cache that the warm sconify runs use."""
+    log("warm-up (not measured)")
+    measure_once(setup, "warmup", 0, SKOPEO, "v1")
+    measure_once(setup, "warmup", 0, Tool("sconify", (), warm=True), "v1")
+
+
+def reconvert(setup: Setup) -> dict[str, object]:
+    """Convert v1, then v2 (one file of /app changed) into the same repository; bytes sent.
+
+    Both sconify runs share one cache (as one machine converting twice would); skopeo copies
+    the same two images for comparison.
+    """
+    result: dict[str, object] = {}
+    shared = Tool("sconify", (), warm=True)
+    with (
+        fresh_registry(setup, "reconvert") as dest,
+        counting_proxy(dest.addr) as proxy,
+    ):
+        for tool in (shared, SKOPEO):
+            repo = "bench/reconvert-" + tool.label
+            runs = []
+            for i, tag in enumerate(("v1", "v2"), 1):
+                proxy.reset()
+                target = f"{proxy.addr}/{repo}:latest"
+                with invocation(setup, tool, tag, target) as (argv, env):
+                    m = run_measured(
+                        argv,
+                        tool=tool.label,
+                        case="reconvert",
+                        run=i,
+                        env=env,
+                        scratch=setup.scratch / "logs",
+                    )
+                time.sleep(0.2)  # let the relay threads count the last bytes
+                entry: dict[str, object] = {
+                    "source": tag,
+                    "ok": m.ok,
+                    "wall": m.wall,
+                    "sent": proxy.sent,
+                    "manifest": _manifest(dest.addr, repo),
+                }
+                if not tool.is_skopeo:
+                    entry["uploaded_bytes"] = _sconify_json(m).get("uploaded_bytes")
+                if not m.ok:
+                    entry["error"] = m.stderr_tail
+                log(f"reconvert {tool.label} {tag}: sent {proxy.sent} bytes, ok={m.ok}")
+                runs.append(entry)
+            result[tool.label] = runs
+    return result
+
+
+def _manifest(addr: str, repo: str) -> dict[str, object] | None:
+    reply = httpx.get(
+        f"http://{addr}/v2/{repo}/manifests/latest",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+        timeout=30,
+    )
+    if reply.status_code != 200:
+        return None
+    value = reply.json()
+    return value if isinstance(value, dict) else None
+
+
+def profile(setup: Setup, big: bool, tools: list[Tool]) -> dict[str, object]:
+    """py-spy recordings (cold cache): the main image as is and with the most fixes; the 1 GiB
+    image as is."""
+    py_spy = sampling.available()
+    if py_spy is None:
+        log("py-spy is not installed: no profile (make bench installs it)")
+        return {}
+    out: dict[str, object] = {}
+    fixed = [t for t in tools if t.fixes]
+    plans = [("native", "v1", SCONIFY)] + ([("native", "v1", fixed[-1])] if fixed else [])
+    if big:
+        plans.append(("big", "big", SCONIFY))
+    for case, tag, tool in plans:
+        entry: dict[str, object] = {}
+        for idle in (True, False) if case == "native" else (True,):
+            name = f"profile-{case}-{len(tool.fixes or ())}-{'idle' if idle else 'busy'}"
+            with fresh_registry(setup, name) as dest:
+                target = f"{dest.addr}/bench/sconify:latest"
+                with invocation(setup, tool, tag, target) as (argv, env):
+                    raw = setup.scratch / f"{name}.txt"
+                    status = sampling.record(py_spy, argv, raw, env, idle=idle)
+                if status != 0 or not raw.exists():
+                    log(f"profile {case} {tool.label}: py-spy exited with {status}")
+                    continue
+                if idle:
+                    entry["phases"] = sampling.fold_phases(raw)
+                else:
+                    entry["hot"] = sampling.fold_hot_spots(raw)
+        log(f"profiled {case}: {tool.label}")
+        out[f"{case}|{tool.label}"] = entry
+    return out
+
+
+def experiments(setup: Setup) -> list[dict[str, object]]:
+    """The micro-measurements (a separate process, so the patches stay there)."""
+    done = subprocess.run(
+        [sys.executable, str(HERE / "experiments.py"), str(setup.images.layout)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        log("experiments failed:\n" + done.stderr[-2000:])
+        return []
+    value = json.loads(done.stdout)
+    return value if isinstance(value, list) else []
+
+
+def import_rss(setup: Setup) -> Measurement:
+    """Peak RSS of a Python process that only imports what a conversion imports."""
+    code = (
+        "import sconify.cli.main, sconify.cli.image, sconify.lift, sconify.convert, "
+        "sconify.cas.client, sconify.las.client, sconify.registry.client, httpx, cryptography"
+    )
+    return run_measured(
+        [sys.executable, "-c", code],
+        tool="imports",
+        case="imports",
+        run=0,
+        env=setup.env,
+        scratch=setup.scratch / "logs",
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--runs", type=int, default=5, help="rounds on the 230 MB image")
+    parser.add_argument("--big-runs", type=int, default=3, help="rounds on the 1 GiB image")
+    parser.add_argument("--no-big", action="store_true", help="skip the 1 GiB image")
+    parser.add_argument("--no-profile", action="store_true", help="skip py-spy and experiments")
+    parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    args = parser.parse_args()
+
+    bench_images = images.build(log)
+    scratch = Path(tempfile.mkdtemp(prefix="sconify-bench-"))
+    log(f"scratch directory {scratch}")
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(scratch / "home" / "config"),
+        "XDG_STATE_HOME": str(scratch / "home" / "state"),
+        "DOCKER_CONFIG": str(scratch / "home" / "docker"),
+    }
+    tools = tools_available()
+    results: dict[str, object] = {
+        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "variants": [t.label for t in tools],
+        "runs": args.runs,
+        "big_runs": 0 if args.no_big else args.big_runs,
+    }
+    try:
+        with contextlib.ExitStack() as stack:
+            source = start_registry(scratch / "registries" / "source")
+            stack.callback(source.stop)
+            las = run_las(scratch / "las")
+            stack.callback(las.stop)
+            cas = run_cas(scratch / "cas")
+            stack.callback(cas.stop)
+            setup = Setup(
+                scratch, source, cas, las, _pubkey(scratch / "pub.pem"), env, bench_images
+            )
+            log(f"copying the source images into the source registry {source.addr}")
+            for tag, name in (("native", "v1"), ("native-v2", "v2"), ("big", "big")):
+                if name == "big" and args.no_big:
+                    continue
+                _skopeo(
+                    "copy",
+                    "--quiet",
+                    "--preserve-digests",
+                    "--dest-tls-verify=false",
+                    bench_images.ref(tag),
+                    f"docker://{source.addr}/{SOURCE_REPO}:{name}",
+                )
+            results["imports"] = import_rss(setup)
+            warm_up(setup)
+            results["native"] = compare(setup, "native", "v1", args.runs, tools)
+            if not args.no_big:
+                fixed = [t for t in tools if t.fixes]
+                big_tools = [SCONIFY, *fixed[-1:]]
+                results["big"] = compare(setup, "big", "big", args.big_runs, big_tools)
+            results["reconvert"] = reconvert(setup)
+            if not args.no_profile:
+                results["profile"] = profile(setup, not args.no_big, tools)
+                results["experiments"] = experiments(setup)
+        results["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        results["duration"] = time.monotonic() - START
+        text = report.render(results, bench_images)
+        args.out.write_text(text)
+        log(f"wrote {args.out} ({time.monotonic() - START:.0f}s in all)")
+    finally:
+        if args.keep:
+            log(f"kept {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
