@@ -1,46 +1,76 @@
-"""Registry authentication: ``WWW-Authenticate`` challenges, Basic and Bearer tokens, credentials.
+"""Registry authentication: ``WWW-Authenticate`` challenges, Basic, and Bearer tokens per scope.
 
-Credentials come from the Docker client configuration (``$DOCKER_CONFIG/config.json`` or
-``~/.docker/config.json``, the ``auths`` section). Credential helpers are not consulted yet.
+A scope is what a request needs, in the token spec's grammar; several are separated by spaces
+(a cross-repository mount needs ``repository:<to>:pull,push repository:<from>:pull``, asked for
+in one token request). Bearer tokens come from the challenge's realm: ``GET`` with Basic
+credentials (or anonymously), or, for an identity token, the OAuth2 ``POST`` with
+``grant_type=refresh_token`` (falling back to ``GET`` when the realm does not offer it).
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
-import os
 import re
 import threading
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import httpx
 
 from sconify.errors import RegistryError
+from sconify.registry.credentials import DOCKER_HUB_KEY, Credentials, load_credentials
 from sconify.registry.errors import raise_for_response
+from sconify.registry.retry import RETRY_STATUSES, RetryableStatus, RetryPolicy
+
+__all__ = [
+    "DOCKER_HUB_KEY",
+    "Authenticator",
+    "Challenge",
+    "Credentials",
+    "load_credentials",
+    "merge_scopes",
+    "mount_scope",
+    "pull_scope",
+    "push_scope",
+]
 
 log = logging.getLogger(__name__)
 
-DOCKER_HUB_KEY = "https://index.docker.io/v1/"
-_HUB_HOSTS = {"docker.io", "index.docker.io", "registry-1.docker.io"}
+#: ``client_id`` sent with OAuth2 token requests (the spec requires one).
+CLIENT_ID = "sconify"
 
 _SCHEME = re.compile(r"\s*([A-Za-z][A-Za-z0-9_-]*)\s*(.*)", re.S)
 _PARAM = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?')
 
 
-@dataclass(frozen=True)
-class Credentials:
-    """A user name and password (or token) for one registry."""
+def pull_scope(repository: str) -> str:
+    """The scope to read ``repository``."""
+    return f"repository:{repository}:pull"
 
-    username: str
-    password: str = field(repr=False)
 
-    def basic_header(self) -> str:
-        """The ``Authorization`` value for HTTP Basic."""
-        raw = f"{self.username}:{self.password}".encode()
-        return "Basic " + base64.b64encode(raw).decode("ascii")
+def push_scope(repository: str) -> str:
+    """The scope to write ``repository``."""
+    return f"repository:{repository}:pull,push"
+
+
+def mount_scope(repository: str, source: str) -> str:
+    """The scopes to mount a blob of ``source`` into ``repository`` (one token for both)."""
+    return f"{push_scope(repository)} {pull_scope(source)}"
+
+
+def merge_scopes(ours: list[str], theirs: list[str]) -> list[str]:
+    """``ours`` plus the scopes of ``theirs`` that ask for actions ours do not cover."""
+    covered: dict[str, set[str]] = {}
+    for s in ours:
+        resource, _, actions = s.rpartition(":")
+        covered.setdefault(resource, set()).update(actions.split(","))
+    out = list(ours)
+    for s in theirs:
+        resource, _, actions = s.rpartition(":")
+        if not set(actions.split(",")) <= covered.get(resource, set()):
+            out.append(s)
+    return out
 
 
 @dataclass(frozen=True)
@@ -69,69 +99,49 @@ class Challenge:
         return cls(m.group(1).lower(), params)
 
 
-def docker_config_path() -> Path:
-    """Where the Docker client keeps its configuration."""
-    base = os.environ.get("DOCKER_CONFIG")
-    return (Path(base) if base else Path.home() / ".docker") / "config.json"
-
-
-def load_credentials(registry: str, config_path: Path | None = None) -> Credentials | None:
-    """Return the credentials stored for ``registry`` (``host[:port]``) in the Docker config."""
-    path = config_path or docker_config_path()
-    try:
-        config = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:
-        raise RegistryError(
-            f"cannot read the Docker client config {path}: {e}",
-            hint="fix or remove the file (it must be JSON with an 'auths' object)",
-        ) from e
-    auths = config.get("auths") or {}
-    wanted = {registry}
-    if registry in _HUB_HOSTS:
-        wanted |= _HUB_HOSTS | {DOCKER_HUB_KEY}
-    for key, entry in auths.items():
-        host = re.sub(r"^https?://", "", key).split("/", 1)[0]
-        if (key in wanted or host in wanted) and isinstance(entry, dict):
-            creds = _entry_credentials(entry)
-            if creds is not None:
-                return creds
-    return None
-
-
-def _entry_credentials(entry: dict[str, object]) -> Credentials | None:
-    auth = entry.get("auth")
-    if isinstance(auth, str) and auth:
-        try:
-            user, _, password = base64.b64decode(auth).decode().partition(":")
-        except (ValueError, UnicodeDecodeError) as e:
-            raise RegistryError(
-                "an 'auth' entry in the Docker client config is not base64 of user:password",
-                hint="log in again with 'docker login'",
-            ) from e
-        return Credentials(user, password)
-    name, secret = entry.get("username"), entry.get("password")
-    if isinstance(name, str) and isinstance(secret, str):
-        return Credentials(name, secret)
-    return None
+_LOGIN_HINT = (
+    "give credentials: --creds USER:PASS, --authfile FILE, or 'docker login {host}'"
+    " (~/.docker/config.json, credential helpers included)"
+)
 
 
 class Authenticator:
-    """Answers challenges for one registry and caches bearer tokens per scope (thread-safe)."""
+    """Answers challenges for one registry and caches bearer tokens per scope (thread-safe).
 
-    def __init__(self, host: str, credentials: Credentials | None) -> None:
+    ``credentials`` is called at most once, on the first challenge, so an anonymous registry
+    never runs a credential helper.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        credentials: Callable[[], Credentials | None],
+        retry: RetryPolicy | None = None,
+    ) -> None:
         self.host = host
-        self.credentials = credentials
+        self._resolve = credentials
+        self._resolved = False
+        self._credentials: Credentials | None = None
+        self._retry = retry or RetryPolicy()
         self._lock = threading.Lock()
+        self._scope_locks: dict[str, threading.Lock] = {}
         self._basic = False
         self._tokens: dict[str, tuple[str, float]] = {}
+
+    @property
+    def credentials(self) -> Credentials | None:
+        """The credentials for this registry (resolved on first use)."""
+        with self._lock:
+            if not self._resolved:
+                self._credentials = self._resolve()
+                self._resolved = True
+            return self._credentials
 
     def header(self, scope: str) -> str | None:
         """The ``Authorization`` value to send for ``scope``, if one is known already."""
         with self._lock:
-            if self._basic and self.credentials is not None:
-                return self.credentials.basic_header()
+            if self._basic and self._credentials is not None:
+                return self._credentials.basic_header()
             token = self._tokens.get(scope)
             if token is not None and token[1] > time.monotonic():
                 return f"Bearer {token[0]}"
@@ -147,21 +157,32 @@ class Authenticator:
             )
         challenge = Challenge.parse(header)
         if challenge.scheme == "basic":
-            if self.credentials is None:
+            creds = self.credentials
+            if creds is None or not creds.has_password:
+                what = "requires a login" if creds is None else "requires a user name and password"
                 raise RegistryError(
-                    f"registry {self.host} requires a login",
-                    hint=f"add credentials for {self.host} to {docker_config_path()}"
-                    " ('docker login')",
+                    f"registry {self.host} {what} (HTTP Basic)",
+                    hint=_LOGIN_HINT.format(host=self.host),
                 )
             with self._lock:
                 self._basic = True
-            return self.credentials.basic_header()
+            return creds.basic_header()
         if challenge.scheme == "bearer":
-            return f"Bearer {self._fetch_token(client, challenge, scope)}"
+            sent = response.request.headers.get("Authorization")
+            with self._fetching(scope):
+                # Parallel requests meet the same challenge: one fetches, the others reuse.
+                fresh = self.header(scope)
+                if fresh is not None and fresh != sent:
+                    return fresh
+                return f"Bearer {self._fetch_token(client, challenge, scope)}"
         raise RegistryError(
             f"registry {self.host} asks for unsupported authentication {challenge.scheme!r}",
             hint="sconify speaks Basic and Bearer token authentication",
         )
+
+    def _fetching(self, scope: str) -> threading.Lock:
+        with self._lock:
+            return self._scope_locks.setdefault(scope, threading.Lock())
 
     def _fetch_token(self, client: httpx.Client, challenge: Challenge, scope: str) -> str:
         realm = challenge.params.get("realm")
@@ -170,32 +191,66 @@ class Authenticator:
                 f"registry {self.host} sent a Bearer challenge without a realm",
                 hint="check the registry's token auth configuration",
             )
-        params: list[tuple[str, str | int | float | bool | None]] = []
-        if "service" in challenge.params:
-            params.append(("service", challenge.params["service"]))
-        params.append(("scope", scope))
-        headers = {}
-        if self.credentials is not None:
-            headers["Authorization"] = self.credentials.basic_header()
-        log.debug("fetching a token for %s from %s", scope, realm)
+        # The registry may name a scope we did not think of: ask for it too.
+        scopes = merge_scopes(scope.split(), challenge.params.get("scope", "").split())
+        service = challenge.params.get("service")
+        creds = self.credentials
+        what = f"token request to {realm}"
+        log.debug("fetching a token for %s from %s", " ".join(scopes), realm)
+
+        def attempt() -> httpx.Response:
+            reply: httpx.Response | None = None
+            if creds is not None and creds.identity_token:
+                form = {
+                    "grant_type": "refresh_token",
+                    "refresh_token": creds.identity_token,
+                    "client_id": CLIENT_ID,
+                    "scope": " ".join(scopes),
+                }
+                if service:
+                    form["service"] = service
+                reply = client.post(realm, data=form, follow_redirects=True)
+                if reply.status_code in (404, 405):
+                    log.debug("%s has no OAuth2 endpoint; falling back to GET", realm)
+                    reply = None
+            if reply is None:
+                params: list[tuple[str, str | int | float | bool | None]] = []
+                if service:
+                    params.append(("service", service))
+                params += [("scope", s) for s in scopes]
+                headers = {}
+                if creds is not None and creds.has_password:
+                    headers["Authorization"] = creds.basic_header()
+                reply = client.get(realm, params=params, headers=headers, follow_redirects=True)
+            if reply.status_code in RETRY_STATUSES:
+                raise RetryableStatus(reply)
+            return reply
+
         try:
-            reply = client.get(realm, params=params, headers=headers)
-        except httpx.HTTPError as e:
+            reply = self._retry.run(what, attempt)
+        except RetryableStatus as e:
+            reply = e.response
+        except httpx.TransportError as e:
             raise RegistryError(
                 f"cannot reach the token service {realm} of {self.host}: {e}",
                 hint="check the network path to the registry's auth server",
             ) from e
-        raise_for_response(reply, f"token request to {realm}")
+        if reply.status_code == 401:
+            raise RegistryError(
+                f"the token service {realm} of {self.host} refused the credentials",
+                hint=_LOGIN_HINT.format(host=self.host),
+            )
+        raise_for_response(reply, what)
         try:
             body = reply.json()
-            token = str(body.get("token") or body.get("access_token"))
+            token = body.get("token") or body.get("access_token")
             expires_in = max(60, int(body.get("expires_in") or 60))
         except (ValueError, AttributeError, TypeError) as e:
             raise RegistryError(
                 f"the token service {realm} answered something that is not a token",
                 hint="check the registry's auth server",
             ) from e
-        if not token or token == "None":
+        if not isinstance(token, str) or not token:
             raise RegistryError(
                 f"the token service {realm} answered without a token",
                 hint="check the registry's auth server",

@@ -1,9 +1,8 @@
 """A client for one registry host speaking the OCI distribution protocol over httpx.
 
-Loopback registries (``localhost``, ``127.0.0.0/8``, ``::1``) are spoken to over plain HTTP, all
-others over HTTPS. Every request goes through the same path: a cached ``Authorization`` header,
-one re-authentication on 401, and bounded retries on 429/5xx and connection failures. Blob bodies
-stream in both directions; nothing larger than a manifest is held in memory.
+Every request goes through :class:`~sconify.registry.connection.Connection` (scheme, redirects,
+auth, retries). Blob bodies stream in both directions; nothing larger than a manifest is held
+in memory. Everything fetched is verified against its digest before it is returned or stored.
 """
 
 from __future__ import annotations
@@ -11,30 +10,35 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO
 
 import httpx
 
 from sconify.errors import DigestMismatch, ImageError, RegistryError
 from sconify.image import mediatypes as mt
-from sconify.image.blobstore import CHUNK, BlobStore
+from sconify.image.blobstore import CHUNK, BlobStore, BlobWriter
 from sconify.image.digest import Digest
 from sconify.image.image import MAX_DOCUMENT_BYTES
-from sconify.registry.auth import Authenticator, Credentials, load_credentials
-from sconify.registry.errors import raise_for_response, unreachable
-from sconify.registry.retry import RETRY_STATUSES, RetryableStatus, RetryPolicy
+from sconify.registry import credentials as creds_lookup
+from sconify.registry.auth import pull_scope, push_scope
+from sconify.registry.connection import Connection
+from sconify.registry.credentials import Credentials
+from sconify.registry.options import RegistryOptions
+from sconify.registry.retry import RetryPolicy
+from sconify.registry.stats import TransferStats
+from sconify.registry.tls import cert_dir_for, ssl_context
+from sconify.registry.upload import BlobUpload, Outcome
 from sconify.transports.refs import is_loopback
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
-
 _AUTO = object()
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 
 @dataclass(frozen=True)
@@ -49,38 +53,64 @@ class FetchedManifest:
 class RegistryClient:
     """The distribution API of one registry host (``host[:port]``).
 
-    ``credentials`` default to the Docker client config's entry for the host. ``insecure``
-    forces plain HTTP (default: only for loopback hosts). ``transport`` is the httpx seam.
+    ``options`` carries the skopeo-like settings (credentials, auth file, certificates, TLS
+    verification, retries, chunk size). The keyword arguments override single settings:
+    ``credentials`` (``None`` for anonymous), ``insecure`` (``True`` forces plain HTTP,
+    ``False`` HTTPS), ``retry``, ``timeout``; ``transport`` is the httpx seam.
     """
 
     def __init__(
         self,
         host: str,
         *,
+        options: RegistryOptions | None = None,
         credentials: Credentials | object | None = _AUTO,
         insecure: bool | None = None,
         retry: RetryPolicy | None = None,
-        timeout: float = 60.0,
+        timeout: float | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.host = host
-        plain = is_loopback(host) if insecure is None else insecure
-        self.base_url = f"{'http' if plain else 'https'}://{host}"
-        creds = load_credentials(host) if credentials is _AUTO else credentials
-        if creds is not None and not isinstance(creds, Credentials):
+        self.options = opts = options or RegistryOptions()
+        if credentials is _AUTO:
+
+            def resolve() -> Credentials | None:
+                return creds_lookup.resolve(
+                    host, creds=opts.creds, no_creds=opts.no_creds, authfile=opts.authfile
+                )
+
+        elif credentials is None or isinstance(credentials, Credentials):
+            fixed = credentials
+
+            def resolve() -> Credentials | None:
+                return fixed
+
+        else:
             raise TypeError("credentials must be Credentials or None")
-        self._auth = Authenticator(host, creds)
-        self._retry = retry or RetryPolicy()
-        self._http = httpx.Client(
-            follow_redirects=True,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
+        directory = cert_dir_for(host, opts.cert_dir, opts.certs_d)
+        tls = ssl_context(directory, verify=opts.tls_verify)
+        if insecure is None and directory is not None and is_loopback(host):
+            # Certificates configured for a loopback registry: it speaks TLS, do not probe.
+            insecure = False
+        self._conn = Connection(
+            host,
+            credentials=resolve,
+            retry=retry or opts.retry,
+            timeout=timeout if timeout is not None else opts.timeout,
+            tls=tls,
+            tls_verify=opts.tls_verify,
+            insecure=insecure,
             transport=transport,
-            headers={"User-Agent": "sconify"},
         )
+
+    @property
+    def base_url(self) -> str:
+        """``http://host`` or ``https://host``, as the registry is spoken to."""
+        return self._conn.base_url
 
     def close(self) -> None:
         """Close the connection pool."""
-        self._http.close()
+        self._conn.close()
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -93,77 +123,11 @@ class RegistryClient:
     ) -> None:
         self.close()
 
-    # -- the one request path ------------------------------------------------------------
-
-    def _request(
-        self,
-        method: str,
-        url: str | httpx.URL,
-        *,
-        scope: str,
-        what: str,
-        consume: Callable[[httpx.Response], T],
-        headers: Mapping[str, str] | None = None,
-        params: Mapping[str, str] | None = None,
-        body: Callable[[], Iterator[bytes]] | bytes | None = None,
-        ok_statuses: frozenset[int] = frozenset(),
-        retry: bool = True,
-    ) -> T:
-        """Send a request with auth and retries; ``consume`` reads the successful response.
-
-        ``body`` is bytes or a factory of chunks (so a streamed upload restarts on each attempt).
-        Statuses in ``ok_statuses`` reach ``consume`` instead of raising (e.g. 404 for HEAD).
-        With ``retry=False`` this is one attempt whose transient failures propagate, for a caller
-        that retries a larger unit itself (see :meth:`upload_blob`).
-        """
-        target = url if isinstance(url, httpx.URL) else httpx.URL(self.base_url + url)
-        if params:
-            target = target.copy_merge_params(params)
-
-        def send(authorization: str | None) -> httpx.Response:
-            h = dict(headers or {})
-            if authorization:
-                h["Authorization"] = authorization
-            content = body() if callable(body) else body
-            request = self._http.build_request(method, target, headers=h, content=content)
-            return self._http.send(request, stream=True)
-
-        def attempt() -> T:
-            response = send(self._auth.header(scope))
-            try:
-                if response.status_code == 401:
-                    response.read()
-                    authorization = self._auth.answer(self._http, response, scope)
-                    response.close()
-                    response = send(authorization)
-                status = response.status_code
-                if status in ok_statuses or response.is_success:
-                    return consume(response)
-                response.read()
-                if status in RETRY_STATUSES:
-                    raise RetryableStatus(response)
-                raise_for_response(response, what)
-                raise AssertionError("raise_for_response returned on an error")
-            finally:
-                response.close()
-
-        return self._with_retries(what, attempt) if retry else attempt()
-
-    def _with_retries(self, what: str, attempt: Callable[[], T]) -> T:
-        """Run ``attempt`` under the retry policy and turn what is left into sconify errors."""
-        try:
-            return self._retry.run(what, attempt)
-        except RetryableStatus as e:
-            raise_for_response(e.response, what)
-            raise
-        except httpx.TransportError as e:
-            raise unreachable(self.host, e) from e
-
-    # -- API -------------------------------------------------------------------------------
+    # -- manifests ---------------------------------------------------------------------------
 
     def ping(self) -> None:
         """Check that the host speaks the distribution API (``GET /v2/``), logging in if asked."""
-        self._request(
+        self._conn.request(
             "GET", "/v2/", scope="registry:catalog:*", what=f"ping {self.host}", consume=_ignore
         )
 
@@ -176,6 +140,7 @@ class RegistryClient:
         """Fetch a manifest or index by tag or digest; verify it against any digest known.
 
         A pull by digest checks the bytes against it; ``Docker-Content-Digest`` is checked too.
+        A mismatch is retried (the bytes may have been damaged on the way), then reported.
         """
         what = f"fetch manifest {self.host}/{repository}:{reference}"
 
@@ -194,13 +159,14 @@ class RegistryClient:
             media_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip()
             return FetchedManifest(data, media_type or _media_type_in(data), digest)
 
-        return self._request(
+        return self._conn.request(
             "GET",
             f"/v2/{repository}/manifests/{reference}",
-            scope=_pull(repository),
+            scope=pull_scope(repository),
             what=what,
             consume=consume,
             headers={"Accept": ", ".join(accept)},
+            retry_on=(DigestMismatch,),
         )
 
     def manifest_digest(self, repository: str, reference: str) -> Digest | None:
@@ -214,10 +180,10 @@ class RegistryClient:
                 return Digest.parse(header)
             return self.get_manifest(repository, reference).digest
 
-        return self._request(
+        return self._conn.request(
             "HEAD",
             f"/v2/{repository}/manifests/{reference}",
-            scope=_pull(repository),
+            scope=pull_scope(repository),
             what=f"check manifest {self.host}/{repository}:{reference}",
             consume=consume,
             headers={"Accept": ", ".join(mt.MANIFEST_ACCEPT)},
@@ -238,46 +204,116 @@ class RegistryClient:
                 )
             return digest
 
-        return self._request(
+        return self._conn.request(
             "PUT",
             f"/v2/{repository}/manifests/{reference}",
-            scope=_push(repository),
+            scope=push_scope(repository),
             what=what,
             consume=consume,
             headers={"Content-Type": media_type},
             body=data,
         )
 
+    def tags(self, repository: str) -> list[str]:
+        """List the repository's tags (following ``Link`` pagination)."""
+        out: list[str] = []
+        url: str | httpx.URL = f"/v2/{repository}/tags/list"
+        while True:
+
+            def consume(response: httpx.Response) -> tuple[list[str], str | None]:
+                response.read()
+                body = response.json()
+                return list(body.get("tags") or []), response.links.get("next", {}).get("url")
+
+            page, nxt = self._conn.request(
+                "GET",
+                url,
+                scope=pull_scope(repository),
+                what=f"list tags of {repository}",
+                consume=consume,
+            )
+            out.extend(page)
+            if not nxt:
+                return out
+            url = self._conn.url(nxt)
+
+    # -- blobs -------------------------------------------------------------------------------
+
     def blob_exists(self, repository: str, digest: Digest, *, push: bool = False) -> bool:
         """``HEAD`` a blob: whether the repository has it."""
-        return self._request(
+        return self._conn.request(
             "HEAD",
             f"/v2/{repository}/blobs/{digest}",
-            scope=_push(repository) if push else _pull(repository),
+            scope=push_scope(repository) if push else pull_scope(repository),
             what=f"check blob {self.host}/{repository}@{digest}",
             consume=lambda r: r.status_code != 404,
             ok_statuses=frozenset({404}),
         )
 
     def fetch_blob(
-        self, repository: str, digest: Digest, store: BlobStore, size: int | None = None
+        self,
+        repository: str,
+        digest: Digest,
+        store: BlobStore,
+        size: int | None = None,
+        *,
+        stats: TransferStats | None = None,
     ) -> Path:
-        """Stream a blob into ``store``, verified against ``digest`` (and ``size``)."""
+        """Stream a blob into ``store``, verified against ``digest`` (and ``size``).
+
+        A transfer that breaks off resumes with a ``Range`` request where it stopped (when the
+        registry honours it); content that does not match the digest is fetched again, then
+        reported naming the digest.
+        """
         source = f"blob {digest} from {self.host}/{repository}"
+        partial: list[BlobWriter] = []
+
+        def attempt_headers() -> dict[str, str]:
+            # Blobs are already compressed; identity keeps byte offsets meaningful for Range.
+            headers = {"Accept-Encoding": "identity"}
+            have = partial[0].size if partial else 0
+            if have > 0 and (size is None or have < size):
+                headers["Range"] = f"bytes={have}-"
+            return headers
 
         def consume(response: httpx.Response) -> Path:
-            store.put_stream(
-                response.iter_raw(CHUNK), expected=digest, expected_size=size, source=source
-            )
+            have = partial[0].size if partial else 0
+            if not (response.status_code == 206 and _resumes_at(response, have)):
+                if partial:
+                    partial.pop().abort()
+                partial.append(store.writer(source))
+            writer = partial[0]
+            for chunk in response.iter_raw(CHUNK):
+                writer.write(chunk)
+                if stats is not None:
+                    stats.downloaded(len(chunk))
+                if size is not None and writer.size > size:
+                    partial.pop().abort()
+                    raise DigestMismatch(
+                        f"{source}: more than the expected {size} bytes (expected {digest})",
+                        hint="the registry sent more data than the descriptor says",
+                    )
+            partial.pop().commit(digest, size)
+            if stats is not None:
+                stats.downloaded(0, blob_done=True)
             return store.path(digest)
 
-        return self._request(
-            "GET",
-            f"/v2/{repository}/blobs/{digest}",
-            scope=_pull(repository),
-            what=f"fetch {source}",
-            consume=consume,
-        )
+        def attempt() -> Path:
+            return self._conn.request(
+                "GET",
+                f"/v2/{repository}/blobs/{digest}",
+                scope=pull_scope(repository),
+                what=f"fetch {source}",
+                consume=consume,
+                headers=attempt_headers(),
+                retry=False,
+            )
+
+        try:
+            return self._conn.run(f"fetch {source}", attempt, (DigestMismatch,))
+        finally:
+            for writer in partial:
+                writer.abort()
 
     def read_blob(self, repository: str, digest: Digest, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
         """Fetch a small blob (a config) into memory, verified against ``digest``."""
@@ -292,115 +328,78 @@ class RegistryClient:
                 )
             return data
 
-        return self._request(
+        return self._conn.request(
             "GET",
             f"/v2/{repository}/blobs/{digest}",
-            scope=_pull(repository),
+            scope=pull_scope(repository),
             what=what,
             consume=consume,
+            retry_on=(DigestMismatch,),
         )
 
     def upload_blob(
-        self, repository: str, digest: Digest, size: int, opener: Callable[[], BinaryIO]
-    ) -> None:
-        """Upload a blob monolithically: ``POST`` a session, then ``PUT ?digest=`` the bytes.
+        self,
+        repository: str,
+        digest: Digest,
+        size: int,
+        opener: Callable[[], BinaryIO],
+        *,
+        mount_from: str | None = None,
+        stats: TransferStats | None = None,
+    ) -> Outcome:
+        """Upload a blob (or mount it from ``mount_from``, a repository of this registry).
 
-        ``opener`` opens the blob afresh for each attempt; it is streamed, never read whole.
+        Blobs up to the chunk size go in one ``PUT``, larger ones in resumable ``PATCH`` chunks.
+        ``opener`` opens the blob afresh (seekable) whenever bytes must be (re)sent; it is
+        streamed, never read whole. Existence is not checked first: see :meth:`blob_exists`.
         """
-        what = f"upload blob {digest} to {self.host}/{repository}"
+        return BlobUpload(
+            self._conn,
+            repository,
+            digest,
+            size,
+            opener,
+            chunk_size=self.options.chunk_size,
+            mount_from=mount_from if mount_from != repository else None,
+            stats=stats,
+        ).run()
 
-        def body() -> Iterator[bytes]:
-            with opener() as f:
-                while chunk := f.read(CHUNK):
-                    yield chunk
-
-        def one_upload() -> None:
-            # A failed PUT may leave partial data in its session, so each attempt starts anew.
-            location = self._request(
-                "POST",
-                f"/v2/{repository}/blobs/uploads/",
-                scope=_push(repository),
-                what=f"start {what}",
-                consume=lambda r: _location(r, what),
-                headers={"Content-Length": "0"},
-                retry=False,
-            )
-            self._request(
-                "PUT",
-                location,
-                scope=_push(repository),
-                what=what,
-                consume=_ignore,
-                params={"digest": str(digest)},
-                headers={
-                    "Content-Type": "application/octet-stream",
-                    "Content-Length": str(size),
-                },
-                body=body,
-                retry=False,
-            )
-
-        self._with_retries(what, one_upload)
-
-    def upload_file(self, repository: str, digest: Digest, size: int, path: Path) -> None:
+    def upload_file(
+        self,
+        repository: str,
+        digest: Digest,
+        size: int,
+        path: Path,
+        *,
+        mount_from: str | None = None,
+        stats: TransferStats | None = None,
+    ) -> Outcome:
         """Upload the file at ``path`` as blob ``digest``."""
 
         def opener() -> BinaryIO:
             return Path(path).open("rb")
 
-        self.upload_blob(repository, digest, size, opener)
+        return self.upload_blob(
+            repository, digest, size, opener, mount_from=mount_from, stats=stats
+        )
 
-    def upload_bytes(self, repository: str, data: bytes) -> Digest:
+    def upload_bytes(
+        self, repository: str, data: bytes, *, stats: TransferStats | None = None
+    ) -> Digest:
         """Upload a small in-memory blob (a config); return its digest."""
         digest = Digest.of(data)
-        self.upload_blob(repository, digest, len(data), lambda: io.BytesIO(data))
+        self.upload_blob(repository, digest, len(data), lambda: io.BytesIO(data), stats=stats)
         return digest
 
-    def tags(self, repository: str) -> list[str]:
-        """List the repository's tags (following ``Link`` pagination)."""
-        out: list[str] = []
-        url: str | httpx.URL = f"/v2/{repository}/tags/list"
-        while True:
 
-            def consume(response: httpx.Response) -> tuple[list[str], str | None]:
-                response.read()
-                body = response.json()
-                return list(body.get("tags") or []), response.links.get("next", {}).get("url")
-
-            page, nxt = self._request(
-                "GET",
-                url,
-                scope=_pull(repository),
-                what=f"list tags of {repository}",
-                consume=consume,
-            )
-            out.extend(page)
-            if not nxt:
-                return out
-            url = httpx.URL(self.base_url).join(nxt)
-
-
-def _pull(repository: str) -> str:
-    return f"repository:{repository}:pull"
-
-
-def _push(repository: str) -> str:
-    return f"repository:{repository}:pull,push"
+def _resumes_at(response: httpx.Response, offset: int) -> bool:
+    """Whether a 206 answer continues exactly at ``offset``."""
+    m = _CONTENT_RANGE.match(response.headers.get("Content-Range", "").strip())
+    return m is not None and int(m.group(1)) == offset
 
 
 def _ignore(response: httpx.Response) -> None:
     return None
-
-
-def _location(response: httpx.Response, what: str) -> httpx.URL:
-    location = response.headers.get("Location")
-    if not location:
-        raise RegistryError(
-            f"{what}: the registry started an upload without a Location",
-            hint="the registry does not follow the distribution spec",
-        )
-    # A relative Location is resolved against the request; its query (upload state) is kept.
-    return response.request.url.join(location)
 
 
 def _read_limited(response: httpx.Response, limit: int, what: str) -> bytes:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import ssl
 
 import httpx
 
 from sconify.errors import ImageNotFound, RegistryError, SconifyError
+from sconify.registry.tls import speaks_no_tls, tls_failure
 
 _HINTS = {
-    "UNAUTHORIZED": "log in: put credentials for the registry in ~/.docker/config.json"
-    " ('docker login HOST')",
+    "UNAUTHORIZED": "log in: --creds USER:PASS, --authfile FILE, or 'docker login HOST'"
+    " (~/.docker/config.json)",
     "DENIED": "the credentials lack access to this repository; check the account's permissions",
     "NAME_UNKNOWN": "check the repository name",
     "NAME_INVALID": "repository names are lowercase, e.g. localhost:5000/team/app",
@@ -81,5 +83,36 @@ def unreachable(host: str, error: Exception) -> SconifyError:
     return RegistryError(
         f"cannot reach registry {host}: {error}",
         hint="check the host and port, and that the registry is running"
-        " (loopback registries use plain HTTP, others HTTPS)",
+        " (loopback registries may use plain HTTP, others need HTTPS or --tls-verify=false)",
+    )
+
+
+def transport_error(host: str, what: str, error: httpx.TransportError) -> SconifyError:
+    """Return the error for a request whose connection failed (after any retries)."""
+    tls = tls_failure(error)
+    if tls is not None and not speaks_no_tls(tls):
+        return tls_error(host, tls)
+    if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
+        return unreachable(host, error)
+    return RegistryError(
+        f"{what}: the connection to {host} failed: {error or type(error).__name__}",
+        hint="the network or the registry dropped the transfer repeatedly; retry later",
+    )
+
+
+def tls_error(host: str, error: ssl.SSLError) -> SconifyError:
+    """Return the error for a failed TLS handshake with ``host``."""
+    reason = getattr(error, "reason", None) or str(error)
+    if isinstance(error, ssl.SSLCertVerificationError):
+        detail = error.verify_message or reason
+        hint = (
+            f"trust the registry's CA: put it as *.crt in --cert-dir or in"
+            f" /etc/containers/certs.d/{host}/ (or /etc/docker/certs.d/{host}/);"
+            " or skip verification with --tls-verify=false"
+        )
+        return RegistryError(f"TLS certificate of {host} not trusted: {detail}", hint=hint)
+    return RegistryError(
+        f"TLS handshake with {host} failed: {reason}",
+        hint="if the registry asks for a client certificate, put NAME.cert and NAME.key in"
+        f" --cert-dir or /etc/containers/certs.d/{host}/",
     )

@@ -2,15 +2,24 @@
 
 ``write`` is two public steps so that a caller can do something between them (sconify stores
 the session at the CAS): :func:`push` uploads everything and the manifest *by digest*, leaving
-no tag; :func:`tag` then points the tag at that digest.
+no tag; :func:`tag` then points the tag at that digest. A tag therefore never names an image
+whose blobs are not all in the repository, verified by the registry against their digests.
+
+Every function takes ``options`` (:class:`~sconify.registry.RegistryOptions`: credentials,
+certificates, TLS verification, retries, chunk size) or a ready ``client`` for the ref's
+registry; :func:`push` and :func:`read` count what they moved into ``stats``.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+from typing import BinaryIO
 
 from sconify.errors import ImageError
 from sconify.image import mediatypes as mt
@@ -20,7 +29,9 @@ from sconify.image.digest import Digest
 from sconify.image.image import Image, parse_manifest
 from sconify.image.index import Index
 from sconify.registry.client import RegistryClient
+from sconify.registry.options import RegistryOptions
 from sconify.registry.stats import TransferStats
+from sconify.registry.upload import Outcome
 from sconify.transports.refs import RegistryRef
 
 log = logging.getLogger(__name__)
@@ -30,11 +41,13 @@ PARALLEL_BLOBS = 4
 
 
 @contextmanager
-def _client(ref: RegistryRef, client: RegistryClient | None) -> Iterator[RegistryClient]:
+def _client(
+    ref: RegistryRef, client: RegistryClient | None, options: RegistryOptions | None
+) -> Iterator[RegistryClient]:
     if client is not None:
         yield client
         return
-    with RegistryClient(ref.api_host) as own:
+    with RegistryClient(ref.api_host, options=options) as own:
         yield own
 
 
@@ -43,9 +56,13 @@ def _parallel(fn: Callable[[Descriptor], object], items: Sequence[Descriptor]) -
         for item in items:
             fn(item)
         return
-    with ThreadPoolExecutor(max_workers=min(PARALLEL_BLOBS, len(items))) as pool:
+    pool = ThreadPoolExecutor(max_workers=min(PARALLEL_BLOBS, len(items)))
+    try:
         for future in [pool.submit(fn, item) for item in items]:
             future.result()
+    finally:
+        # After a failure, blobs not yet started are dropped; those in flight finish.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def read(
@@ -54,13 +71,15 @@ def read(
     *,
     platform: Platform | None = None,
     client: RegistryClient | None = None,
+    options: RegistryOptions | None = None,
+    stats: TransferStats | None = None,
 ) -> Image:
     """Pull the image ``ref`` names into ``store`` and return it.
 
     An index picks ``platform`` (default linux/amd64). Every blob is verified against its
     digest; blobs already in the store are re-hashed instead of fetched.
     """
-    with _client(ref, client) as c:
+    with _client(ref, client, options) as c:
         fetched = c.get_manifest(ref.repository, ref.reference)
         if mt.is_index(fetched.media_type):
             entry = Index.from_bytes(fetched.data).pick(platform)
@@ -78,8 +97,10 @@ def read(
         def fetch(desc: Descriptor) -> None:
             if store.has(desc.digest):
                 store.verify(desc.digest)
+                if stats is not None:
+                    stats.cached()
                 return
-            c.fetch_blob(ref.repository, desc.digest, store, desc.size)
+            c.fetch_blob(ref.repository, desc.digest, store, desc.size, stats=stats)
 
         _parallel(fetch, layer_descs)
     image = Image.assemble(fetched.data, config_bytes, lambda d: store.path(d.digest))
@@ -92,34 +113,42 @@ def push(
     ref: RegistryRef,
     *,
     client: RegistryClient | None = None,
+    options: RegistryOptions | None = None,
+    mount_from: RegistryRef | None = None,
     stats: TransferStats | None = None,
 ) -> Digest:
     """Upload ``image`` to ``ref``'s repository and store its manifest by digest (no tag).
 
-    Blobs the repository has already are skipped. Returns the manifest digest; ``stats``
-    counts what was sent.
+    Blobs the repository has already are skipped (``HEAD``). With ``mount_from`` (another
+    repository of the same registry that holds some of the blobs, e.g. the image converted
+    from) the others are first offered as a cross-repository mount; a registry that declines
+    gets them uploaded. Returns the manifest digest.
     """
-    stats = stats if stats is not None else TransferStats()
     image.validate()
-    with _client(ref, client) as c:
+    source = _mount_source(ref, mount_from)
+    with _client(ref, client, options) as c:
+        blobs: dict[Digest, tuple[int, Callable[[], BinaryIO]]] = {}
+        for layer in image.layers:
+            blobs[layer.digest] = (layer.size, _file_opener(Path(layer.path)))
+        config_bytes = image.config_bytes()
+        config = image.config_descriptor()
+        blobs.setdefault(config.digest, (config.size, partial(io.BytesIO, config_bytes)))
 
-        def upload_layer(desc: Descriptor) -> None:
+        def push_blob(desc: Descriptor) -> None:
+            size, opener = blobs[desc.digest]
             if c.blob_exists(ref.repository, desc.digest, push=True):
                 log.debug("%s already has %s", ref.name, desc.digest)
-                stats.skipped()
+                if stats is not None:
+                    stats.skipped(size)
                 return
-            layer = by_digest[desc.digest]
-            c.upload_file(ref.repository, desc.digest, desc.size, layer.path)
-            stats.uploaded(desc.size)
+            outcome = c.upload_blob(
+                ref.repository, desc.digest, size, opener, mount_from=source, stats=stats
+            )
+            if outcome is Outcome.MOUNTED:
+                log.debug("mounted %s into %s from %s", desc.digest, ref.name, source)
 
-        by_digest = {layer.digest: layer for layer in image.layers}
-        _parallel(upload_layer, [layer.descriptor for layer in by_digest.values()])
-        config = image.config_descriptor()
-        if not c.blob_exists(ref.repository, config.digest, push=True):
-            c.upload_bytes(ref.repository, image.config_bytes())
-            stats.uploaded(config.size)
-        else:
-            stats.skipped()
+        descs = [layer.descriptor for layer in image.layers] + [config]
+        _parallel(push_blob, list({d.digest: d for d in descs}.values()))
         digest = c.put_manifest(
             ref.repository, str(image.digest()), image.manifest_bytes(), image.manifest_media_type
         )
@@ -127,26 +156,62 @@ def push(
     return digest
 
 
-def tag(ref: RegistryRef, digest: Digest, *, client: RegistryClient | None = None) -> None:
+def _file_opener(path: Path) -> Callable[[], BinaryIO]:
+    def opener() -> BinaryIO:
+        return path.open("rb")
+
+    return opener
+
+
+def _mount_source(ref: RegistryRef, mount_from: RegistryRef | None) -> str | None:
+    """The repository to mount from, when it is another repository of the same registry."""
+    if mount_from is None or mount_from.repository == ref.repository:
+        return None
+    if mount_from.api_host != ref.api_host:
+        log.info("not mounting from %s: another registry than %s", mount_from.name, ref.name)
+        return None
+    return mount_from.repository
+
+
+def tag(
+    ref: RegistryRef,
+    digest: Digest,
+    *,
+    client: RegistryClient | None = None,
+    options: RegistryOptions | None = None,
+) -> None:
     """Point ``ref``'s tag at the manifest ``digest`` already in its repository."""
     if not ref.tag:
         raise ImageError(f"{ref} has no tag to set", hint="give the reference a :tag")
-    with _client(ref, client) as c:
+    with _client(ref, client, options) as c:
         fetched = c.get_manifest(ref.repository, str(digest))
         c.put_manifest(ref.repository, ref.tag, fetched.data, fetched.media_type)
     log.info("tagged %s:%s -> %s", ref.name, ref.tag, digest)
 
 
-def write(image: Image, ref: RegistryRef, *, client: RegistryClient | None = None) -> Digest:
+def write(
+    image: Image,
+    ref: RegistryRef,
+    *,
+    client: RegistryClient | None = None,
+    options: RegistryOptions | None = None,
+    mount_from: RegistryRef | None = None,
+    stats: TransferStats | None = None,
+) -> Digest:
     """Push ``image`` and then tag it: :func:`push` followed by :func:`tag`."""
-    with _client(ref, client) as c:
-        digest = push(image, ref, client=c)
+    with _client(ref, client, options) as c:
+        digest = push(image, ref, client=c, mount_from=mount_from, stats=stats)
         if ref.tag:
             tag(ref, digest, client=c)
     return digest
 
 
-def exists(ref: RegistryRef, *, client: RegistryClient | None = None) -> bool:
+def exists(
+    ref: RegistryRef,
+    *,
+    client: RegistryClient | None = None,
+    options: RegistryOptions | None = None,
+) -> bool:
     """Whether the registry has a manifest under ``ref``'s tag or digest."""
-    with _client(ref, client) as c:
+    with _client(ref, client, options) as c:
         return c.manifest_digest(ref.repository, ref.reference) is not None

@@ -1,10 +1,26 @@
-import base64
-import json
+"""Challenges, Basic and Bearer auth, scopes, and the OAuth2 flow for identity tokens."""
 
+from __future__ import annotations
+
+import base64
+
+import httpx
 import pytest
 
 from sconify.errors import RegistryError
-from sconify.registry.auth import Challenge, Credentials, load_credentials
+from sconify.image import Digest
+from sconify.registry import Credentials, RegistryClient, RetryPolicy
+from sconify.registry.auth import (
+    Authenticator,
+    Challenge,
+    merge_scopes,
+    mount_scope,
+    pull_scope,
+    push_scope,
+)
+from tests.support.registry import IDENTITY_TOKEN, PASSWORD, USER
+
+FAST = RetryPolicy(attempts=2, base=0.01, max_delay=0.02)
 
 
 def test_bearer_challenge_with_commas_in_values():
@@ -32,51 +48,108 @@ def test_basic_challenge_and_escapes_and_unquoted_values():
         Challenge.parse("")
 
 
-def _config(tmp_path, auths):
-    p = tmp_path / "config.json"
-    p.write_text(json.dumps({"auths": auths}))
-    return p
+def test_scopes():
+    assert merge_scopes(["repository:a:pull,push"], ["repository:a:push,pull"]) == [
+        "repository:a:pull,push"
+    ]
+    assert merge_scopes(["repository:a:pull"], ["repository:a:push", "registry:catalog:*"]) == [
+        "repository:a:pull",
+        "repository:a:push",
+        "registry:catalog:*",
+    ]
+    assert pull_scope("a/b") == "repository:a/b:pull"
+    assert push_scope("a/b") == "repository:a/b:pull,push"
+    assert mount_scope("a/b", "c/d") == "repository:a/b:pull,push repository:c/d:pull"
 
 
-def _b64(text):
-    return base64.b64encode(text.encode()).decode()
+def test_secrets_are_not_in_repr():
+    c = Credentials("user", "hunter2", identity_token="refresh-me")
+    assert "hunter2" not in repr(c) and "refresh-me" not in repr(c)
+    assert c.basic_header() == "Basic " + base64.b64encode(b"user:hunter2").decode()
 
 
-def test_credentials_from_docker_config(tmp_path):
-    p = _config(
-        tmp_path,
-        {
-            "localhost:5000": {"auth": _b64("alice:pw:with:colons")},
-            "https://registry.example.com/v2/": {"username": "bob", "password": "pw2"},
-            "https://index.docker.io/v1/": {"auth": _b64("hubuser:hubpw")},
-        },
+def test_basic_auth(basic_registry):
+    data = b"basic auth blob"
+    with RegistryClient(basic_registry.addr, credentials=Credentials(USER, PASSWORD)) as c:
+        digest = c.upload_bytes("auth/basic", data)
+        assert c.read_blob("auth/basic", digest) == data
+    anonymous = RegistryClient(basic_registry.addr, credentials=None)
+    with anonymous, pytest.raises(RegistryError, match="requires a login") as err:
+        anonymous.read_blob("auth/basic", digest)
+    assert "--creds" in (err.value.hint or "") and "docker login" in (err.value.hint or "")
+    wrong = RegistryClient(basic_registry.addr, credentials=Credentials(USER, "wrong"))
+    with wrong, pytest.raises(RegistryError, match="401"):
+        wrong.read_blob("auth/basic", digest)
+    token_only = Credentials("", identity_token=IDENTITY_TOKEN)
+    c = RegistryClient(basic_registry.addr, credentials=token_only)
+    with c, pytest.raises(RegistryError, match="requires a user name and password"):
+        c.ping()
+
+
+def test_bearer_tokens_per_scope(token_registry):
+    with RegistryClient(token_registry.addr, credentials=Credentials(USER, PASSWORD)) as c:
+        digest = c.upload_bytes("auth/bearer", b"bearer blob")
+        assert c.blob_exists("auth/bearer", digest)
+        assert c.read_blob("auth/bearer", digest) == b"bearer blob"
+    mine = [r for r in token_registry.token_requests() if "repository:auth/bearer:" in str(r)]
+    # One token per scope, then cached: push (POST, PUT, HEAD) and pull (GET).
+    assert [(r["method"], r["user"], r["scopes"]) for r in mine] == [
+        ("GET", USER, ["repository:auth/bearer:pull,push"]),
+        ("GET", USER, ["repository:auth/bearer:pull"]),
+    ]
+
+
+def test_wrong_credentials_at_the_token_server(token_registry):
+    c = RegistryClient(token_registry.addr, credentials=Credentials(USER, "wrong"))
+    with c, pytest.raises(RegistryError, match="refused the credentials") as err:
+        c.blob_exists("auth/wrong", Digest.of(b"x"))
+    assert "--creds" in (err.value.hint or "")
+
+
+def test_identity_token_uses_the_oauth2_refresh_grant(token_registry):
+    creds = Credentials("", identity_token=IDENTITY_TOKEN)
+    with RegistryClient(token_registry.addr, credentials=creds) as c:
+        digest = c.upload_bytes("auth/oauth", b"pushed with an identity token")
+        assert c.read_blob("auth/oauth", digest) == b"pushed with an identity token"
+    mine = [r for r in token_registry.token_requests() if "auth/oauth" in str(r)]
+    assert [(r["method"], r["user"]) for r in mine] == [("POST", USER), ("POST", USER)]
+    with (
+        RegistryClient(token_registry.addr, credentials=Credentials("", identity_token="bad")) as c,
+        pytest.raises(RegistryError, match="refused the credentials"),
+    ):
+        c.ping()
+
+
+def test_identity_token_falls_back_to_get_without_oauth2(token_registry):
+    """A realm without the OAuth2 endpoint (404 to POST) is asked with GET (anonymously,
+    since there is no password), as Docker does."""
+    realm = f"{token_registry.token_server}/get-only/token"
+    auth = Authenticator(
+        "registry.test", lambda: Credentials("", identity_token=IDENTITY_TOKEN), FAST
     )
-    assert load_credentials("localhost:5000", p) == Credentials("alice", "pw:with:colons")
-    assert load_credentials("registry.example.com", p) == Credentials("bob", "pw2")
-    assert load_credentials("registry-1.docker.io", p) == Credentials("hubuser", "hubpw")
-    assert load_credentials("docker.io", p) == Credentials("hubuser", "hubpw")
-    assert load_credentials("other:1", p) is None
-    assert load_credentials("x", tmp_path / "missing.json") is None
+    challenge = f'Bearer realm="{realm}",service="sconify-test-registry"'
+    request = httpx.Request("GET", "http://registry.test/v2/")
+    response = httpx.Response(401, headers={"WWW-Authenticate": challenge}, request=request)
+    with httpx.Client() as http:
+        header = auth.answer(http, response, pull_scope("auth/fallback"))
+    assert header.startswith("Bearer ")
+    assert auth.header(pull_scope("auth/fallback")) == header  # cached for the scope
+    mine = [r for r in token_registry.token_requests() if "auth/fallback" in str(r)]
+    assert [(r["method"], r["status"], r["user"]) for r in mine] == [
+        ("POST", 404, ""),
+        ("GET", 200, ""),
+    ]
 
 
-def test_docker_config_env_is_used(tmp_path, monkeypatch):
-    _config(tmp_path, {"h:1": {"auth": _b64("u:p")}})
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
-    assert load_credentials("h:1") == Credentials("u", "p")
+def test_credentials_are_resolved_only_when_challenged(registry):
+    asked: list[str] = []
 
+    def resolve() -> Credentials | None:
+        asked.append("resolve")
+        return None
 
-def test_broken_docker_config_is_an_error(tmp_path):
-    p = tmp_path / "config.json"
-    p.write_text("{not json")
-    with pytest.raises(RegistryError, match="cannot read the Docker client config") as err:
-        load_credentials("x", p)
-    assert err.value.hint
-    p2 = _config(tmp_path, {"x": {"auth": "!!!notbase64"}})
-    with pytest.raises(RegistryError, match="not base64"):
-        load_credentials("x", p2)
-
-
-def test_password_is_not_in_repr():
-    c = Credentials("user", "hunter2")
-    assert "hunter2" not in repr(c)
-    assert c.basic_header() == "Basic " + _b64("user:hunter2")
+    auth = Authenticator(registry.addr, resolve)
+    assert auth.header(pull_scope("x")) is None
+    assert asked == []
+    assert auth.credentials is None and auth.credentials is None
+    assert asked == ["resolve"]

@@ -1,12 +1,10 @@
-"""The registry client against a real registry, and through a real flaky proxy for retries."""
+"""The registry client against a real registry, directly and through the fault proxy."""
 
 from __future__ import annotations
 
 import io
-import json
-import threading
+import os
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -15,7 +13,17 @@ from sconify.canonical import compact_json
 from sconify.errors import DigestMismatch, ImageNotFound, RegistryError
 from sconify.image import BlobStore, Digest
 from sconify.image import mediatypes as mt
-from sconify.registry import RegistryClient, RegistryResponseError, RetryPolicy
+from sconify.registry import RegistryClient, RegistryResponseError, RetryPolicy, TransferStats
+from sconify.registry.retry import retry_after
+from tests.support.faultproxy import (
+    Corrupt,
+    FaultProxy,
+    ResetRequest,
+    ResetResponse,
+    Respond,
+    Rule,
+    Truncate,
+)
 
 FAST = RetryPolicy(attempts=5, base=0.01, max_delay=0.05)
 
@@ -43,6 +51,11 @@ def _manifest(config: bytes, layers: list[bytes]) -> bytes:
     )
 
 
+def _stored(client: RegistryClient, repo: str, data: bytes) -> Digest:
+    """Put ``data`` in ``repo`` (directly) and return its digest."""
+    return client.upload_bytes(repo, data)
+
+
 def test_blob_upload_and_fetch(client, tmp_path):
     client.ping()
     data = b"blob content " * 100_000
@@ -52,8 +65,10 @@ def test_blob_upload_and_fetch(client, tmp_path):
     client.upload_file("c/blobs", digest, len(data), tmp_path / "blob")
     assert client.blob_exists("c/blobs", digest)
     store = BlobStore(tmp_path / "s")
-    path = client.fetch_blob("c/blobs", digest, store, len(data))
+    stats = TransferStats()
+    path = client.fetch_blob("c/blobs", digest, store, len(data), stats=stats)
     assert path.read_bytes() == data
+    assert (stats.blobs_downloaded, stats.bytes_downloaded) == (1, len(data))
     assert client.read_blob("c/blobs", client.upload_bytes("c/blobs", b"{}")) == b"{}"
 
 
@@ -76,9 +91,6 @@ def test_registry_error_codes_come_with_hints(client):
         client.put_manifest("c/errors", "t", manifest, mt.OCI_MANIFEST)
     assert err.value.status == 400 and err.value.code == "MANIFEST_BLOB_UNKNOWN"
     assert "push the blobs first" in (err.value.hint or "")
-    with pytest.raises(RegistryResponseError) as err:
-        client.upload_blob("c/errors", Digest.of(b"other"), 4, lambda: io.BytesIO(b"data"))
-    assert err.value.code == "DIGEST_INVALID"
     with pytest.raises(ImageNotFound, match="MANIFEST_UNKNOWN") as missing:
         client.get_manifest("c/errors", "nope")
     assert "tag or digest" in (missing.value.hint or "")
@@ -86,150 +98,152 @@ def test_registry_error_codes_come_with_hints(client):
         client.tags("c/never-pushed")
 
 
-class Flaky:
-    """A real HTTP proxy in a thread that fails the first ``failures`` times per request line."""
-
-    def __init__(
-        self,
-        upstream: str,
-        failures: int = 0,
-        status: int = 503,
-        drop: bool = False,
-        tamper: bool = False,
-    ):
-        self.upstream = upstream
-        self.tamper = tamper
-        self.failures = failures
-        self.status = status
-        self.drop = drop
-        self.counts: dict[str, int] = {}
-        self.lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _handle(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                path = self.path.split("?")[0]
-                # Each upload session has its own URL; count them as one request line.
-                key = f"{self.command} {path.split('/uploads/')[0]}/uploads/"
-                if "/uploads/" not in path:
-                    key = f"{self.command} {path}"
-                with outer.lock:
-                    outer.counts[key] = outer.counts.get(key, 0) + 1
-                    fail = outer.counts[key] <= outer.failures
-                if fail and outer.drop:
-                    self.close_connection = True
-                    self.connection.close()
-                    return
-                if fail:
-                    payload = json.dumps(
-                        {"errors": [{"code": "UNAVAILABLE", "message": "try later"}]}
-                    ).encode()
-                    self.send_response(outer.status)
-                    self.send_header("Retry-After", "0")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                    return
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                reply = httpx.request(
-                    self.command,
-                    f"http://{outer.upstream}{self.path}",
-                    headers=headers,
-                    content=body,
-                )
-                self.send_response(reply.status_code)
-                for k, v in reply.headers.items():
-                    if k.lower() in ("content-length", "transfer-encoding", "connection"):
-                        continue
-                    if k.lower() == "location":
-                        v = v.replace(outer.upstream, outer.addr)
-                    self.send_header(k, v)
-                content = reply.content
-                if outer.tamper and self.command == "GET" and "/v2/" in path and content:
-                    content = content[:-1] + bytes([content[-1] ^ 1])
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(content)
-
-            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _handle
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.addr = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Flaky:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def test_upload_of_bytes_that_do_not_match_their_digest_fails_naming_it(registry):
+    # Every attempt is refused with DIGEST_INVALID: the error names the digest and the code.
+    wrong = Digest.of(b"other")
+    c = RegistryClient(registry.addr, credentials=None, retry=FAST)
+    with c, pytest.raises(RegistryResponseError) as err:
+        c.upload_blob("c/errors", wrong, 4, lambda: io.BytesIO(b"data"))
+    assert err.value.code == "DIGEST_INVALID"
+    assert str(wrong) in err.value.message and "corrupt" in (err.value.hint or "")
 
 
-@pytest.mark.parametrize(("status", "drop"), [(503, False), (429, False), (0, True)])
-def test_transient_failures_are_retried(registry, tmp_path, status, drop):
-    data = f"retry {status} {drop}".encode()
+# -- transient failures, through the fault proxy -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Respond(503), Respond(429), Respond(500), ResetResponse(after=0), Truncate(after=10)],
+    ids=["503", "429", "500", "reset", "truncated"],
+)
+def test_reads_are_retried_through_transient_failures(registry, client, tmp_path, fault):
+    data = os.urandom(50_000)
+    digest = _stored(client, "c/retry", data)
+    manifest = _manifest(data, [])
+    client.put_manifest("c/retry", "t", manifest, mt.OCI_MANIFEST)
+    rules = [
+        Rule(fault, method="GET", path="/blobs/", times=2),
+        Rule(fault, method="GET", path="/manifests/", times=2),
+    ]
     with (
-        Flaky(registry.addr, failures=2, status=status, drop=drop) as proxy,
+        FaultProxy(registry.addr, rules) as proxy,
         RegistryClient(proxy.addr, credentials=None, retry=FAST) as c,
     ):
-        digest = c.upload_bytes("c/retry", data)
         assert c.read_blob("c/retry", digest) == data
-    assert proxy.counts[f"GET /v2/c/retry/blobs/{digest}"] == 3
+        assert c.fetch_blob("c/retry", digest, BlobStore(tmp_path / "s")).read_bytes() == data
+        assert c.get_manifest("c/retry", "t").data == manifest
+    assert len(proxy.faults()) == 4
+    assert len(proxy.exchanges("GET", "/blobs/")) == 4  # two faults, then two good reads
+    assert len(proxy.exchanges("GET", "/manifests/")) == 3
+
+
+def test_status_faults_on_head_are_retried(registry, client):
+    digest = _stored(client, "c/retry-head", b"head")
+    with (
+        FaultProxy(registry.addr, [Rule(Respond(502), method="HEAD", times=2)]) as proxy,
+        RegistryClient(proxy.addr, credentials=None, retry=FAST) as c,
+    ):
+        assert c.blob_exists("c/retry-head", digest)
+    assert [x.status for x in proxy.exchanges("HEAD")] == [502, 502, 200]
+
+
+def test_429_retry_after_is_honoured_in_the_delay():
+    policy = RetryPolicy(base=0.01, max_delay=0.05, max_retry_after=30)
+
+    def answer(value: str) -> httpx.Response:
+        return httpx.Response(429, headers={"Retry-After": value})
+
+    assert policy.delay(0, answer("3")) == 3
+    assert policy.delay(0, answer("120")) == 30  # capped by max_retry_after
+    assert policy.delay(0, answer("Wed, 21 Oct 2015 07:28:00 GMT")) == 0.01  # in the past
+    assert retry_after(answer("not a date")) is None
+    assert policy.delay(3) == 0.05
 
 
 def test_retries_are_bounded(registry):
     with (
-        Flaky(registry.addr, failures=100) as proxy,
+        FaultProxy(registry.addr, [Rule(Respond(503), times=None)]) as proxy,
         RegistryClient(proxy.addr, credentials=None, retry=FAST) as c,
     ):
         with pytest.raises(RegistryResponseError) as err:
             c.get_manifest("c/bounded", "x")
         assert err.value.status == 503 and err.value.code == "UNAVAILABLE"
         assert "retry" in (err.value.hint or "")
-    assert proxy.counts["GET /v2/c/bounded/manifests/x"] == FAST.attempts
+    assert len(proxy.exchanges("GET", "/manifests/x")) == FAST.attempts
 
 
-def test_content_that_does_not_match_its_digest_is_refused(registry, tmp_path):
-    """A registry (here: a proxy flipping a bit) serving other bytes than asked is caught."""
-    with RegistryClient(registry.addr, credentials=None) as c:
-        config = b"{}"
-        c.upload_bytes("c/verify", config)
-        manifest = _manifest(config, [])
-        digest = c.put_manifest("c/verify", "t", manifest, mt.OCI_MANIFEST)
+def test_a_download_that_breaks_off_resumes_with_range(registry, client, tmp_path):
+    data = os.urandom(3 << 20)
+    digest = _stored(client, "c/resume", data)
+    # A clean close (not a reset, whose arrival may discard bytes not yet read) after 1 MiB.
+    rules = [Rule(Truncate(after=1 << 20), method="GET", path="/blobs/sha256:")]
+    stats = TransferStats()
     with (
-        Flaky(registry.addr, tamper=True) as proxy,
-        RegistryClient(proxy.addr, credentials=None) as c,
+        FaultProxy(registry.addr, rules) as proxy,
+        RegistryClient(proxy.addr, credentials=None, retry=FAST) as c,
     ):
-        with pytest.raises(DigestMismatch, match=f"manifest .*@{digest} hashes to"):
-            c.get_manifest("c/verify", str(digest))
-        with pytest.raises(DigestMismatch, match=f"{digest} hashes to|expected {digest}"):
-            c.get_manifest("c/verify", "t")  # checked against Docker-Content-Digest
-        blob = Digest.of(config)
-        with pytest.raises(DigestMismatch, match=f"expected {blob}"):
-            c.fetch_blob("c/verify", blob, BlobStore(tmp_path / "s"), len(config))
-        assert not BlobStore(tmp_path / "s").has(blob)
+        store = BlobStore(tmp_path / "s")
+        assert c.fetch_blob("c/resume", digest, store, len(data), stats=stats).read_bytes() == data
+    first, second = proxy.exchanges("GET", "/blobs/sha256:")
+    assert first.fault == "Truncate" and "Range" not in first.headers
+    assert second.status == 206 and second.headers["Range"] == f"bytes={1 << 20}-"
+    assert stats.bytes_downloaded == len(data)
 
 
-def test_plain_http_only_for_loopback():
-    assert RegistryClient("localhost:5000").base_url == "http://localhost:5000"
-    assert RegistryClient("127.0.0.1:5000").base_url == "http://127.0.0.1:5000"
-    assert RegistryClient("[::1]:5000").base_url == "http://[::1]:5000"
-    assert RegistryClient("registry.example.com").base_url == "https://registry.example.com"
-    assert RegistryClient("10.1.2.3:5000").base_url == "https://10.1.2.3:5000"
-    assert RegistryClient("10.1.2.3:5000", insecure=True).base_url == "http://10.1.2.3:5000"
+def test_wrong_bytes_are_fetched_again_then_refused_naming_the_digest(registry, client, tmp_path):
+    data = os.urandom(20_000)
+    digest = _stored(client, "c/verify", data)
+    manifest = _manifest(data, [])
+    manifest_digest = client.put_manifest("c/verify", "t", manifest, mt.OCI_MANIFEST)
 
-
-def test_https_to_a_plain_registry_fails_clearly(registry):
+    # Once: the retry gets good bytes.
     with (
-        RegistryClient(registry.addr, insecure=False, retry=FAST) as c,
-        pytest.raises(RegistryError, match="cannot reach registry"),
+        FaultProxy(registry.addr, [Rule(Corrupt(), method="GET")]) as proxy,
+        RegistryClient(proxy.addr, credentials=None, retry=FAST) as c,
+    ):
+        assert c.fetch_blob("c/verify", digest, BlobStore(tmp_path / "a")).read_bytes() == data
+
+    # Always: a DigestMismatch naming the digest and where it came from; nothing stored.
+    with (
+        FaultProxy(registry.addr, [Rule(Corrupt(), method="GET", times=None)]) as proxy,
+        RegistryClient(proxy.addr, credentials=None, retry=FAST) as c,
+    ):
+        store = BlobStore(tmp_path / "b")
+        with pytest.raises(DigestMismatch) as err:
+            c.fetch_blob("c/verify", digest, store, len(data))
+        assert f"expected {digest}" in err.value.message
+        assert f"{proxy.addr}/c/verify" in err.value.message
+        assert not store.has(digest) and not list(store.root.rglob(".incoming-*"))
+        with pytest.raises(DigestMismatch, match=f"expected {digest}"):
+            c.read_blob("c/verify", digest)
+        with pytest.raises(DigestMismatch, match=f"@{manifest_digest} hashes to"):
+            c.get_manifest("c/verify", str(manifest_digest))
+        with pytest.raises(DigestMismatch, match=f"@{manifest_digest} hashes to"):
+            c.get_manifest("c/verify", "t")  # checked against Docker-Content-Digest
+    assert len(proxy.exchanges("GET", "/manifests/t")) == FAST.attempts
+
+
+def test_a_reset_inside_a_monolithic_upload_starts_a_new_session(registry, tmp_path):
+    data = os.urandom(200_000)
+    digest = Digest.of(data)
+    rules = [Rule(ResetRequest(after=50_000, forward=True), method="PUT", path="/blobs/uploads/")]
+    with (
+        FaultProxy(registry.addr, rules) as proxy,
+        RegistryClient(proxy.addr, credentials=None, retry=FAST) as c,
+    ):
+        c.upload_blob("c/mono", digest, len(data), lambda: io.BytesIO(data))
+    assert [x.method for x in proxy.exchanges()] == ["POST", "PUT", "HEAD", "POST", "PUT"]
+    assert [x.fault for x in proxy.exchanges("PUT")] == ["ResetRequest", None]
+    with RegistryClient(registry.addr, credentials=None) as direct:
+        assert direct.read_blob("c/mono", digest) == data
+
+
+def test_an_unreachable_registry_is_named(tmp_path):
+    from sconify.dev.registry import free_port
+
+    with (
+        RegistryClient(f"127.0.0.1:{free_port()}", retry=RetryPolicy(attempts=2, base=0.01)) as c,
+        pytest.raises(RegistryError, match="cannot reach registry") as err,
     ):
         c.ping()
+    assert "running" in (err.value.hint or "")

@@ -1,4 +1,9 @@
-"""The registry transport against a real docker-registry (and skopeo as an independent reader)."""
+"""The registry transport against a real docker-registry (and skopeo as an independent reader).
+
+Pushes and pulls also go through the fault proxy (``tests/support/faultproxy.py``); whatever
+happens there, the registry is then checked directly: a tag exists only for an image whose
+blobs are all present and intact.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +18,29 @@ from sconify.dev.registry import free_port
 from sconify.errors import DigestMismatch, ImageNotFound, RegistryError
 from sconify.image import BlobStore, Descriptor, Image, Platform
 from sconify.image import mediatypes as mt
-from sconify.registry import Credentials, RegistryClient, RetryPolicy
+from sconify.registry import (
+    Credentials,
+    RegistryClient,
+    RegistryOptions,
+    RetryPolicy,
+    TransferStats,
+)
 from sconify.transports import remote
 from sconify.transports.refs import RegistryRef, parse
-from tests.support.registry import PASSWORD, USER, docker_config
+from tests.support.faultproxy import (
+    Corrupt,
+    DropResponse,
+    FaultProxy,
+    ResetRequest,
+    ResetResponse,
+    Respond,
+    Rule,
+    Truncate,
+)
+from tests.support.registry import PASSWORD, USER, check_image, docker_config
 from tests.transports.conftest import build_sample
+
+FAST = RetryPolicy(attempts=4, base=0.01, max_delay=0.05)
 
 
 class Recording(httpx.HTTPTransport):
@@ -97,14 +120,19 @@ def test_skip_existing_blobs_on_push(registry, sample):
     ref = _ref(registry, "skip/app:1")
     remote.write(sample, ref)
     recording = Recording()
+    stats = TransferStats()
     with RegistryClient(registry.addr, credentials=None, transport=recording) as client:
-        assert remote.push(sample, ref, client=client) == sample.digest()
+        assert remote.push(sample, ref, client=client, stats=stats) == sample.digest()
     uploads = [s for s in recording.seen if s[0] in ("POST", "PATCH") or "uploads" in s[1]]
     assert uploads == []
     blobs = [*(layer.digest for layer in sample.layers), sample.config_descriptor().digest]
     heads = sorted(path for method, path in recording.seen if method == "HEAD")
     assert heads == sorted(f"/v2/skip/app/blobs/{d}" for d in blobs)
     assert recording.seen[-1] == ("PUT", f"/v2/skip/app/manifests/{sample.digest()}")
+    assert (stats.blobs_skipped, stats.blobs_uploaded, stats.bytes_sent) == (4, 0, 0)
+    assert stats.bytes_skipped == sum(layer.size for layer in sample.layers) + len(
+        sample.config_bytes()
+    )
 
 
 def test_partial_push_uploads_only_missing_blobs(registry, sample, store, tmp_path):
@@ -116,11 +144,14 @@ def test_partial_push_uploads_only_missing_blobs(registry, sample, store, tmp_pa
         grown.config.replace(history=[*grown.config.history, {"created_by": "more"}])
     )
     recording = Recording()
+    stats = TransferStats()
     with RegistryClient(registry.addr, credentials=None, transport=recording) as client:
-        remote.push(grown, ref, client=client)
+        remote.push(grown, ref, client=client, stats=stats)
     puts = [p for m, p in recording.seen if m == "PUT" and "/blobs/uploads/" in p]
     posts = [p for m, p in recording.seen if m == "POST"]
     assert len(posts) == 2 and len(puts) == 2  # the new layer and the new config
+    new_bytes = extra.layers[0].size + len(grown.config_bytes())
+    assert (stats.blobs_uploaded, stats.bytes_uploaded, stats.blobs_skipped) == (2, new_bytes, 3)
 
 
 def test_tag_only_after_push(registry, sample):
@@ -188,7 +219,7 @@ def test_corrupt_blob_in_the_registry_is_refused(registry, sample, tmp_path):
     data_path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
     try:
         with pytest.raises(DigestMismatch) as err:
-            remote.read(ref, BlobStore(tmp_path / "fresh"))
+            remote.read(ref, BlobStore(tmp_path / "fresh"), options=RegistryOptions(retry=FAST))
         assert str(victim.digest) in err.value.message
         assert f"{registry.addr}/corrupt/app" in err.value.message
         assert not BlobStore(tmp_path / "fresh").has(victim.digest)
@@ -249,8 +280,8 @@ def test_bearer_token_auth(token_registry, sample, tmp_path):
     ref = _ref(token_registry, "tokens/app:1")
     with RegistryClient(token_registry.addr, credentials=Credentials(USER, PASSWORD)) as client:
         assert remote.write(sample, ref, client=client) == sample.digest()
-    scopes = {r["scope"] for r in token_registry.token_requests() if r["user"] == USER}
-    assert "repository:tokens/app:pull,push" in scopes
+    scopes = [r["scopes"] for r in token_registry.token_requests() if r["user"] == USER]
+    assert ["repository:tokens/app:pull,push"] in scopes
     with RegistryClient(token_registry.addr, credentials=None) as anonymous:
         assert remote.read(ref, BlobStore(tmp_path / "p"), client=anonymous).digest() == (
             sample.digest()
@@ -258,3 +289,119 @@ def test_bearer_token_auth(token_registry, sample, tmp_path):
         with pytest.raises(RegistryError, match="401") as err:
             remote.push(sample, _ref(token_registry, "tokens/other:1"), client=anonymous)
         assert err.value.hint
+
+
+# -- through faults ----------------------------------------------------------------------------
+
+
+def test_push_and_pull_succeed_through_transient_faults(registry, sample, tmp_path):
+    """503s, 429s, resets inside blob uploads and downloads, truncated and damaged bodies."""
+    rules = [
+        Rule(Respond(503), method="HEAD", path="/blobs/", times=2),
+        Rule(Respond(429), method="POST", times=1),
+        Rule(ResetRequest(after=500, forward=True), method="PATCH", skip=1, times=2),
+        Rule(ResetRequest(after=100, forward=False), method="PUT", path="/blobs/uploads/"),
+        Rule(DropResponse(), method="PUT", path="/blobs/uploads/", skip=2),
+        Rule(Respond(500), method="PUT", path="/manifests/", times=2),
+        Rule(Truncate(after=100), method="GET", path="/blobs/sha256:", times=2),
+        Rule(Corrupt(), method="GET", path="/blobs/sha256:", times=1),
+        Rule(ResetResponse(after=10), method="GET", path="/manifests/", times=1),
+    ]
+    options = RegistryOptions(chunk_size=1024, retry=FAST)  # the larger layers go in chunks
+    with FaultProxy(registry.addr, rules) as proxy:
+        ref = _ref(proxy, "faults/app:1")
+        stats = TransferStats()
+        assert remote.write(sample, ref, options=options, stats=stats) == sample.digest()
+        pulled = remote.read(ref, BlobStore(tmp_path / "pulled"), options=options)
+    assert pulled.digest() == sample.digest()
+    pulled.validate(deep=True)
+    used = {x.fault for x in proxy.faults()}
+    assert used == {
+        "Respond",
+        "ResetRequest",
+        "DropResponse",
+        "Truncate",
+        "Corrupt",
+        "ResetResponse",
+    }
+    assert stats.blobs_uploaded == 4 and stats.bytes_sent > stats.bytes_uploaded
+    checked = check_image(registry.addr, "faults/app", "1", tmp_path)
+    assert checked.digest() == sample.digest()
+
+
+def test_a_push_that_keeps_failing_leaves_no_tag(registry, sample, tmp_path):
+    rules = [Rule(ResetRequest(after=100, forward=True), method="PUT", times=None)]
+    with FaultProxy(registry.addr, rules) as proxy:
+        ref = _ref(proxy, "faults/broken:1")
+        with pytest.raises(RegistryError) as err:
+            remote.write(sample, ref, options=RegistryOptions(retry=FAST))
+    assert "upload blob sha256:" in err.value.message and err.value.hint
+    direct = _ref(registry, "faults/broken:1")
+    assert not remote.exists(direct)
+    assert not remote.exists(direct.with_digest(sample.digest()))
+
+
+def test_a_tag_appears_only_over_a_complete_image(registry, sample, tmp_path):
+    """The tag PUT fails for good: the image is there by digest, complete, and untagged."""
+    rules = [Rule(Respond(503), method="PUT", path="/manifests/release", times=None)]
+    with FaultProxy(registry.addr, rules) as proxy, pytest.raises(RegistryError, match="503"):
+        remote.write(
+            sample, _ref(proxy, "faults/tagless:release"), options=RegistryOptions(retry=FAST)
+        )
+    assert not remote.exists(_ref(registry, "faults/tagless:release"))
+    checked = check_image(registry.addr, "faults/tagless", str(sample.digest()), tmp_path)
+    assert checked.digest() == sample.digest()
+
+
+def test_a_wrong_digest_from_the_registry_is_named(registry, sample, tmp_path):
+    remote.write(sample, _ref(registry, "faults/wrong:1"))
+    victim = sample.layers[0]
+    rules = [Rule(Corrupt(), method="GET", path=f"/blobs/{victim.digest}", times=None)]
+    store = BlobStore(tmp_path / "s")
+    with FaultProxy(registry.addr, rules) as proxy, pytest.raises(DigestMismatch) as err:
+        remote.read(_ref(proxy, "faults/wrong:1"), store, options=RegistryOptions(retry=FAST))
+    assert f"expected {victim.digest}" in err.value.message
+    assert not store.has(victim.digest)
+
+
+# -- auth registries: pull, push, chunked uploads and mounts -------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["basic", "token"])
+def test_auth_registries_pull_push_chunked_and_mount(kind, request, sample, store, tmp_path):
+    reg = request.getfixturevalue(f"{kind}_registry")
+    options = RegistryOptions(creds=Credentials(USER, PASSWORD), chunk_size=256, retry=FAST)
+    base = _ref(reg, f"{kind}/base:1")
+    assert remote.write(sample, base, options=options) == sample.digest()
+
+    # The converted image shares the first two layers: they are mounted, not uploaded.
+    extra = build_sample(store, tmp_path / "extra", marker=f"{kind} derived")
+    derived = sample.with_layers([*sample.layers[:2], extra.layers[0]])
+    derived = derived.with_config(derived.config.replace(labels={"derived": kind}))
+    target = _ref(reg, f"{kind}/derived:1")
+    stats = TransferStats()
+    with FaultProxy(reg.addr) as proxy:
+        through = _ref(proxy, f"{kind}/derived:1")
+        remote.write(
+            derived, through, options=options, mount_from=_ref(proxy, f"{kind}/base:1"), stats=stats
+        )
+    assert (stats.blobs_mounted, stats.blobs_uploaded) == (2, 2)
+    assert stats.bytes_mounted == sample.layers[0].size + sample.layers[1].size
+    mounts = [x for x in proxy.exchanges("POST") if "mount=" in x.target and x.status != 401]
+    assert sorted(x.status for x in mounts) == [201, 201, 202, 202]
+    assert extra.layers[0].size > 256 and proxy.exchanges("PATCH"), "the new layer went in chunks"
+
+    pulled = remote.read(target, BlobStore(tmp_path / "pulled"), options=options)
+    assert pulled.digest() == derived.digest()
+    pulled.validate(deep=True)
+    if kind == "token":
+        asked = [r["scopes"] for r in reg.token_requests() if r["user"] == USER]
+        mount = ["repository:token/derived:pull,push", "repository:token/base:pull"]
+        assert asked.count(mount) == 1  # one token request for both repositories
+
+
+def test_mount_from_another_registry_is_not_attempted(registry, sample):
+    other = RegistryRef("registry.example.com", "lib/base", "1")
+    stats = TransferStats()
+    remote.write(sample, _ref(registry, "mount/elsewhere:1"), mount_from=other, stats=stats)
+    assert (stats.blobs_mounted, stats.blobs_uploaded) == (0, 4)

@@ -1,0 +1,102 @@
+"""TLS: a custom CA from --cert-dir or certs.d, client certificates, --tls-verify=false.
+
+The registries are real ``docker-registry`` processes serving HTTPS on loopback with
+certificates from a test CA (see ``tests/support/registry.py``).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sconify.errors import RegistryError
+from sconify.image import BlobStore
+from sconify.registry import RegistryClient, RegistryOptions, RetryPolicy
+from sconify.transports import remote
+from sconify.transports.refs import RegistryRef
+
+FAST = RetryPolicy(attempts=2, base=0.01, max_delay=0.02)
+
+
+def _ref(reg, name: str) -> RegistryRef:
+    repo, _, tag = name.partition(":")
+    return RegistryRef(reg.addr, repo, tag or "latest")
+
+
+def test_custom_ca_from_cert_dir(tls_registry, sample, tmp_path):
+    options = RegistryOptions(cert_dir=tls_registry.pki.cert_dir(tmp_path / "certs"), retry=FAST)
+    with RegistryClient(tls_registry.addr, options=options, credentials=None) as c:
+        assert c.base_url == f"https://{tls_registry.addr}"
+    ref = _ref(tls_registry, "tls/app:1")
+    assert remote.write(sample, ref, options=options) == sample.digest()
+    pulled = remote.read(ref, BlobStore(tmp_path / "p"), options=options)
+    pulled.validate(deep=True)
+
+
+def test_custom_ca_from_certs_d(tls_registry, sample, tmp_path):
+    """The first of the per-host directories that exists is used (as skopeo and Docker do)."""
+    containers, docker = tmp_path / "containers-certs.d", tmp_path / "docker-certs.d"
+    tls_registry.pki.cert_dir(docker / tls_registry.addr)
+    options = RegistryOptions(certs_d=(containers, docker), retry=FAST)
+    assert remote.write(sample, _ref(tls_registry, "tls/certsd:1"), options=options)
+
+    # An existing but unrelated directory earlier in the list hides the later one.
+    (containers / tls_registry.addr).mkdir(parents=True)
+    with pytest.raises(RegistryError, match="not trusted"):
+        remote.exists(_ref(tls_registry, "tls/certsd:1"), options=options)
+
+
+def test_an_untrusted_certificate_is_a_clear_error(tls_registry, tmp_path):
+    options = RegistryOptions(certs_d=(), retry=FAST)
+    with pytest.raises(RegistryError, match=f"TLS certificate of {tls_registry.addr} not trusted"):
+        remote.exists(_ref(tls_registry, "tls/untrusted:1"), options=options)
+    with pytest.raises(RegistryError) as err:
+        remote.exists(_ref(tls_registry, "tls/untrusted:1"), options=options)
+    assert "--cert-dir" in (err.value.hint or "") and "--tls-verify=false" in (err.value.hint or "")
+
+
+def test_tls_verify_false_accepts_any_certificate(tls_registry, registry, sample):
+    options = RegistryOptions(tls_verify=False, certs_d=(), retry=FAST)
+    assert remote.write(sample, _ref(tls_registry, "tls/noverify:1"), options=options)
+    with RegistryClient(tls_registry.addr, options=options) as c:
+        assert c.base_url.startswith("https://")
+    # ... and falls back to plain HTTP for a registry that does not speak TLS.
+    with RegistryClient(registry.addr, options=options) as c:
+        assert c.base_url == f"http://{registry.addr}"
+        c.ping()
+
+
+def test_client_certificate(mtls_registry, sample, tmp_path):
+    pki = mtls_registry.pki
+    with_client = RegistryOptions(cert_dir=pki.cert_dir(tmp_path / "full", client=True))
+    assert remote.write(sample, _ref(mtls_registry, "mtls/app:1"), options=with_client)
+
+    without = RegistryOptions(cert_dir=pki.cert_dir(tmp_path / "ca-only"), retry=FAST)
+    with pytest.raises(RegistryError, match=r"TLS handshake with .* failed") as err:
+        remote.exists(_ref(mtls_registry, "mtls/app:1"), options=without)
+    assert "client certificate" in (err.value.hint or "")
+
+
+def test_a_client_certificate_needs_its_key(pki, tmp_path):
+    directory = pki.cert_dir(tmp_path / "half", client=True)
+    (directory / "client.key").unlink()
+    with pytest.raises(RegistryError, match=r"client\.cert has no matching client\.key"):
+        RegistryClient("127.0.0.1:1", options=RegistryOptions(cert_dir=directory))
+    with pytest.raises(RegistryError, match="does not exist"):
+        RegistryClient("127.0.0.1:1", options=RegistryOptions(cert_dir=tmp_path / "nope"))
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "ca.crt").write_text("not a certificate")
+    with pytest.raises(RegistryError, match=r"cannot load .*ca\.crt"):
+        RegistryClient("127.0.0.1:1", options=RegistryOptions(cert_dir=tmp_path / "bad"))
+
+
+def test_scheme_choice(registry):
+    """Loopback and --tls-verify=false probe for TLS; other hosts always use HTTPS."""
+    assert RegistryClient(registry.addr).base_url == f"http://{registry.addr}"
+    assert RegistryClient("registry.example.com").base_url == "https://registry.example.com"
+    assert RegistryClient("10.1.2.3:5000").base_url == "https://10.1.2.3:5000"
+    assert RegistryClient("10.1.2.3:5000", insecure=True).base_url == "http://10.1.2.3:5000"
+    with (
+        RegistryClient(registry.addr, insecure=False, retry=FAST) as c,
+        pytest.raises(RegistryError, match="cannot reach registry"),
+    ):
+        c.ping()
