@@ -22,9 +22,9 @@ import httpx
 from sconify.errors import RegistryError
 from sconify.registry.auth import Authenticator
 from sconify.registry.credentials import Credentials
-from sconify.registry.errors import raise_for_response, tls_error, transport_error
+from sconify.registry.errors import no_tls_error, raise_for_response, tls_error, transport_error
 from sconify.registry.retry import RETRY_STATUSES, RetryableStatus, RetryPolicy
-from sconify.registry.tls import speaks_no_tls, tls_failure
+from sconify.registry.tls import speaks_no_tls, tls_failure, tls_refused
 from sconify.transports.refs import is_loopback
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class Connection:
             self.http.get(f"https://{self.host}/v2/", timeout=PROBE_TIMEOUT).close()
         except httpx.TransportError as e:
             failure = tls_failure(e)
-            if failure is not None and not speaks_no_tls(failure):
+            if failure is not None and tls_refused(failure):
                 return "https"  # TLS is spoken; the real request reports what is wrong with it
             log.debug("%s does not answer HTTPS (%s); using plain HTTP", self.host, e)
             return "http"
@@ -128,10 +128,13 @@ class Connection:
             try:
                 response = self.http.send(request, stream=True)
             except httpx.TransportError as e:
+                # Neither an untrusted certificate nor plain HTTP on the port gets better on retry.
                 failure = tls_failure(e)
-                if failure is not None and not speaks_no_tls(failure):
-                    name = self.host if origin(url) == home else url.netloc.decode()
+                name = self.host if origin(url) == home else url.netloc.decode()
+                if failure is not None and tls_refused(failure):
                     raise tls_error(name, failure) from e
+                if failure is not None and speaks_no_tls(failure):
+                    raise no_tls_error(name, failure) from e
                 raise
             location = response.headers.get("Location")
             if response.status_code not in _REDIRECTS or not location:

@@ -8,7 +8,7 @@ import ssl
 import httpx
 
 from sconify.errors import ImageNotFound, RegistryError, SconifyError
-from sconify.registry.tls import speaks_no_tls, tls_failure
+from sconify.registry.tls import speaks_no_tls, tls_failure, tls_refused
 
 _HINTS = {
     "UNAUTHORIZED": "log in: --creds USER:PASS, --authfile FILE, or 'docker login HOST'"
@@ -90,13 +90,24 @@ def unreachable(host: str, error: Exception) -> SconifyError:
 def transport_error(host: str, what: str, error: httpx.TransportError) -> SconifyError:
     """Return the error for a request whose connection failed (after any retries)."""
     tls = tls_failure(error)
-    if tls is not None and not speaks_no_tls(tls):
+    if tls is not None and tls_refused(tls):
         return tls_error(host, tls)
+    if tls is not None and speaks_no_tls(tls):
+        return no_tls_error(host, tls)
     if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
         return unreachable(host, error)
     return RegistryError(
         f"{what}: the connection to {host} failed: {error or type(error).__name__}",
         hint="the network or the registry dropped the transfer repeatedly; retry later",
+    )
+
+
+def no_tls_error(host: str, error: ssl.SSLError) -> SconifyError:
+    """Return the error for an HTTPS request to a server that answers in plain HTTP."""
+    return RegistryError(
+        f"registry {host} does not speak TLS (HTTPS): {getattr(error, 'reason', None) or error}",
+        hint="for a plain-HTTP registry give --tls-verify=false (only loopback registries get"
+        " plain HTTP without it)",
     )
 
 

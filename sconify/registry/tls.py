@@ -101,7 +101,18 @@ def tls_failure(error: BaseException) -> ssl.SSLError | None:
     return None
 
 
+_PLAIN_TEXT = frozenset(
+    {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST", "UNKNOWN_PROTOCOL"}
+)
+
+
 def speaks_no_tls(error: ssl.SSLError) -> bool:
     """Whether a handshake failed because the server answered in plain text (not TLS)."""
+    return (getattr(error, "reason", None) or "").upper() in _PLAIN_TEXT
+
+
+def tls_refused(error: ssl.SSLError) -> bool:
+    """Whether TLS was spoken but the handshake was refused: an untrusted certificate, or an
+    alert from the server (e.g. a client certificate it wants). Retrying will not help."""
     reason = (getattr(error, "reason", None) or "").upper()
-    return reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST", "")
+    return isinstance(error, ssl.SSLCertVerificationError) or "ALERT" in reason

@@ -97,6 +97,20 @@ def test_scheme_choice(registry):
     assert RegistryClient("10.1.2.3:5000", insecure=True).base_url == "http://10.1.2.3:5000"
     with (
         RegistryClient(registry.addr, insecure=False, retry=FAST) as c,
-        pytest.raises(RegistryError, match="cannot reach registry"),
+        pytest.raises(RegistryError, match="does not speak TLS") as err,
     ):
+        c.ping()
+    assert "--tls-verify=false" in (err.value.hint or "")
+
+
+def test_tls_verify_false_allows_plain_http_off_loopback(registry):
+    # 0.0.0.0 reaches this machine but is not a loopback name: HTTPS unless told otherwise.
+    host = f"0.0.0.0:{registry.addr.rsplit(':', 1)[1]}"
+    with (
+        RegistryClient(host, retry=FAST) as c,
+        pytest.raises(RegistryError, match=f"registry {host} does not speak TLS"),
+    ):
+        c.ping()
+    with RegistryClient(host, options=RegistryOptions(tls_verify=False, retry=FAST)) as c:
+        assert c.base_url == f"http://{host}"
         c.ping()
