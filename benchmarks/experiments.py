@@ -16,6 +16,7 @@ import io
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tarfile
 import time
@@ -150,6 +151,36 @@ def _scan(layout: Path, tag: str) -> Callable[[], tuple[int, int]]:
     return run
 
 
+#: Packages a registry-to-registry conversion imports, and the module that imports them.
+IMPORTS = ("docker", "httpx", "cryptography.x509", "typer", "rich.console", "yaml", "isal")
+CONVERSION_MODULES = "sconify.cli.main, sconify.cli.image, sconify.lift, sconify.cas.client"
+
+
+def _import_times() -> dict[str, float]:
+    """Cumulative import time (s) of each of :data:`IMPORTS` and of everything, as the CLI
+    imports them (``python -X importtime``; the first import of a package counts it)."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", f"import {CONVERSION_MODULES}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out: dict[str, float] = {}
+    total = 0.0
+    for line in done.stderr.splitlines():
+        parts = line.removeprefix("import time:").split("|")
+        if len(parts) != 3 or not parts[1].strip().isdigit():
+            continue
+        seconds = int(parts[1]) / 1e6
+        name = parts[2].strip()
+        if name in IMPORTS and name not in out:
+            out[name] = seconds
+        if not parts[2].startswith("  "):  # nested imports are indented further
+            total += seconds
+    out["everything"] = total
+    return out
+
+
 def _has_isal() -> bool:
     try:
         _igzip()
@@ -198,6 +229,12 @@ def main() -> None:
     for how in compressions:
         add("compress ciphertext (protected layer)", how, partial(_compress, ciphertext, how))
     add("scan the native layers", "scan_layers as it is", _scan(layout, "native"))
+    samples = [_import_times() for _ in range(REPEAT)]
+    for name in samples[0]:
+        seconds = statistics.median(x.get(name, 0.0) for x in samples)
+        results.append(
+            {"group": "imports", "name": name, "seconds": seconds, "bytes_in": 0, "bytes_out": 0}
+        )
     json.dump(results, sys.stdout, indent=1)
 
 

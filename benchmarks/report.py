@@ -129,6 +129,8 @@ def _summary(runs: Sequence[Measurement]) -> dict[str, dict[str, float]]:
             "cpu": _median(m.cpu for m in good),
             "rss": max((m.rss_mib for m in good), default=float("nan")),
             "rss_median": _median(m.rss_mib for m in good),
+            "min": min((m.wall for m in good), default=float("nan")),
+            "max": max((m.wall for m in good), default=float("nan")),
             "ok": len(good),
             "n": len(items),
         }
@@ -138,29 +140,33 @@ def _summary(runs: Sequence[Measurement]) -> dict[str, dict[str, float]]:
 def _comparison_table(summary: dict[str, dict[str, float]]) -> list[str]:
     base = summary.get("skopeo", {}).get("wall", float("nan"))
     lines = [
-        "| tool | wall (median) | ratio to skopeo | CPU (median) | peak RSS (max of runs) | ok |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| tool | wall (median) | wall (min - max) | ratio to skopeo | CPU (median) "
+        "| peak RSS (max of runs) | ok |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for tool, s in summary.items():
         ratio = "1.00x" if tool == "skopeo" else f"{s['wall'] / base:.2f}x"
         lines.append(
-            f"| {tool} | {_s(s['wall'])} | {ratio} | {_s(s['cpu'])} | {s['rss']:.0f} MiB | "
-            f"{s['ok']:.0f}/{s['n']:.0f} |"
+            f"| {tool} | {_s(s['wall'])} | {s['min']:.2f} - {s['max']:.2f} s | {ratio} | "
+            f"{_s(s['cpu'])} | {s['rss']:.0f} MiB | {s['ok']:.0f}/{s['n']:.0f} |"
         )
     return lines
 
 
 def _runs_table(runs: Sequence[Measurement]) -> list[str]:
     lines = [
-        "| run | tool | wall | CPU | peak RSS | exit | tagged | uploaded_bytes (sconify --json) |",
-        "|---:|---|---:|---:|---:|---:|---|---:|",
+        "| run | tool | wall | CPU | peak RSS | exit | tagged | uploaded_bytes (--json) "
+        "| load avg before |",
+        "|---:|---|---:|---:|---:|---:|---|---:|---:|",
     ]
     for m in runs:
         up = m.extra.get("uploaded_bytes")
+        load = m.extra.get("load")
         lines.append(
             f"| {m.run} | {m.tool} | {_s(m.wall)} | {_s(m.cpu)} | {m.rss_mib:.0f} MiB | "
             f"{m.exit_code} | {'yes' if m.extra.get('tagged') else 'no'} | "
-            f"{up if isinstance(up, int) else '-'} |"
+            f"{up if isinstance(up, int) else '-'} | "
+            f"{f'{load:.2f}' if isinstance(load, float) else '-'} |"
         )
     return lines
 
@@ -236,7 +242,8 @@ def _method(results: dict[str, Any], bench: images.BenchImages) -> list[str]:
         f"{results.get('big_runs')} on the 1 GiB image; in each round every tool runs once, "
         "odd rounds in one order and even rounds in the reverse, after one unmeasured warm-up "
         "run of each tool (page cache, `.pyc` files, the client's CAS enrollment). Medians of "
-        "the successful runs are reported.",
+        "the successful runs are reported, with their spread: a difference smaller than "
+        "the spread is noise (the machine's two cores also run the registries and the CAS).",
         "- **Measured**: wall time from spawn to exit; CPU time (user + system) and peak RSS "
         "(`ru_maxrss`) from `wait4` on the fresh child process; a run counts when it exits 0 "
         "and the destination tag then exists.",
@@ -293,6 +300,12 @@ def _experiments_table(rows: Sequence[dict[str, Any]]) -> list[str]:
         "|---|---|---:|---:|---:|---:|",
     ]
     for r in rows:
+        if r["group"] == "imports":
+            lines.append(
+                f"| import (python -X importtime, cumulative) | `{r['name']}` | "
+                f"{r['seconds'] * 1000:.0f} ms | | | |"
+            )
+            continue
         rate = r["bytes_in"] / r["seconds"] / 1e6 if r["seconds"] > 0 else float("inf")
         out = (
             _mb(r["bytes_out"])
@@ -440,7 +453,8 @@ def render(results: dict[str, Any], bench: images.BenchImages) -> str:
             "",
             f"With the fixes proposed below applied in memory, `{tool}` takes "
             f"{_s(s_native[tool]['wall'])}: **{value:.2f}x** skopeo "
-            f"({_status(value <= RATIO_TARGET)}).",
+            f"({_status(value <= RATIO_TARGET)}; differences within the min - max spread of "
+            "the tables below are noise).",
         ]
     warm = "sconify (warm layer-index cache)"
     if warm in s_native:
@@ -453,6 +467,13 @@ def render(results: dict[str, Any], bench: images.BenchImages) -> str:
         ]
     out += ["", "## Machine", "", "| | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in machine()]
+    loads = [x for m in [*native, *big] if isinstance(x := m.extra.get("load"), float)]
+    if loads:
+        out.append(
+            f"| 1-minute load average before each run | median {_median(loads):.2f}, max "
+            f"{max(loads):.2f} (the benchmark's own registry and tools count too; more means "
+            "other work shared the 2 cores) |"
+        )
     out += ["", "## Versions", "", "| | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in versions()]
     out += ["", *_method(results, bench)]
@@ -537,17 +558,29 @@ def _proposals(
         out.append(f"{n}. {text}")
 
     lazy = "sconify +lazy-docker"
-    if lazy in s_native:
-        imports = _phase_seconds(profiles, base_key, "Python imports")
+    imports = {r["name"]: r["seconds"] for r in rows if r["group"] == "imports"}
+    if lazy in s_native or imports:
+        others = ", ".join(
+            f"`{k}` {v * 1000:.0f} ms"
+            for k, v in sorted(imports.items(), key=lambda kv: -kv[1])
+            if k not in ("docker", "everything")
+        )
+        measured = (
+            f" Measured on the whole command: {_s(wall(s_native, 'sconify'))} -> "
+            f"{_s(wall(s_native, lazy))} (within the run-to-run spread; the import itself is "
+            f"{imports.get('docker', float('nan')) * 1000:.0f} ms)."
+            if lazy in s_native
+            else ""
+        )
         item(
-            "**Import the Docker SDK only when the engine is used** (`transports/daemon.py`, "
-            "owner: transports). `sconify.lift` imports `sconify.transports.daemon`, which "
-            "imports `docker` (and requests, urllib3, ...) at module level, so a registry-to-"
-            "registry conversion pays for it. Importing it inside `connect()` (and catching its "
-            f"errors by name there) takes the command from {_s(wall(s_native, 'sconify'))} to "
-            f"{_s(wall(s_native, lazy))}. All imports together are {_s(imports)} of the "
-            "profiled run; the rest of them are worth the same look (`cryptography.x509`, "
-            "`yaml`, Typer's rich help)."
+            "**Import less at start** (`transports/daemon.py`, `lift.py`, `cli/`). Importing "
+            f"what a conversion imports takes {imports.get('everything', float('nan')):.2f} s "
+            "before any work. `sconify.lift` imports `sconify.transports.daemon`, which imports "
+            "the Docker SDK (with requests and urllib3) at module level, so a registry-to-"
+            "registry conversion pays for it: import it inside `connect()` and name its "
+            "exceptions there." + measured + " The next largest: " + others + "; "
+            "`cryptography.x509` is only needed when an identity or certificate is handled, "
+            "and Typer/rich only for help and progress output."
         )
     plain = "sconify +lazy-docker +plain-protected"
     now = _exp(rows, "compress ciphertext (protected layer)", "isal-2")
@@ -652,6 +685,16 @@ def _proposals(
             "conversion and CAS owners; the skopeo comparison below shows it re-sends "
             "everything on every copy."
         )
+    hot: sampling.Profile | None = profiles.get(base_key, {}).get("hot")
+    if hot is not None:
+        tls = sum(c for f, c in hot.sconify_frames.items() if f.startswith("ssl_context ("))
+        if tls:
+            item(
+                "**Build TLS contexts only for HTTPS** (`registry/`, owner: transports). The "
+                "registries here are plain HTTP on loopback, yet `ssl_context` (which loads "
+                f"the system CA bundle) costs {_s(hot.seconds(tls))} of CPU in the profiled "
+                "run. Create it on the first HTTPS connection."
+            )
     if "sconify" in s_native:
         big_rss = s_big.get("sconify", {}).get("rss")
         item(

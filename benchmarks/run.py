@@ -126,12 +126,13 @@ class Tool:
 
     ``warm`` sconify runs share one layer-index cache filled by the warm-up run (the base layer
     was converted before on this machine); every other sconify run gets an empty cache of its
-    own, as on a fresh CI runner.
+    own, as on a fresh CI runner. ``env`` is added to the command's environment.
     """
 
     label: str
     fixes: tuple[str, ...] | None = None
     warm: bool = False
+    env: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_skopeo(self) -> bool:
@@ -145,7 +146,11 @@ SCONIFY = Tool("sconify", ())
 
 def tools_available() -> list[Tool]:
     """sconify as is, with a warm cache, and with each applicable set of proposed fixes."""
-    out = [SCONIFY, Tool("sconify (warm layer-index cache)", (), warm=True)]
+    out = [
+        SCONIFY,
+        Tool("sconify (warm layer-index cache)", (), warm=True),
+        Tool("sconify (SCONIFY_NO_CACHE=1)", (), env=(("SCONIFY_NO_CACHE", "1"),)),
+    ]
     for label, fixes in patched.VARIANTS:
         if fixes and all(map(patched.applicable, fixes)):
             out.append(Tool(label, fixes))
@@ -204,6 +209,7 @@ def invocation(
             {
                 **setup.env,
                 "XDG_CACHE_HOME": str(cache),
+                **dict(tool.env),
             },
         )
     finally:
@@ -224,10 +230,12 @@ def measure_once(setup: Setup, case: str, run: int, tool: Tool, src_tag: str) ->
     repo = "bench/skopeo" if tool.is_skopeo else "bench/sconify"
     with fresh_registry(setup, f"{case}-{run}-{uuid.uuid4().hex[:8]}") as dest:
         target = f"{dest.addr}/{repo}:latest"
+        load = os.getloadavg()[0]
         with invocation(setup, tool, src_tag, target) as (argv, env):
             m = run_measured(
                 argv, tool=tool.label, case=case, run=run, env=env, scratch=setup.scratch / "logs"
             )
+        m.extra["load"] = load
         m.extra["tagged"] = m.ok and _tagged(dest.addr, repo, "latest")
         if not tool.is_skopeo:
             m.extra["uploaded_bytes"] = _sconify_json(m).get("uploaded_bytes")
