@@ -13,8 +13,9 @@ Faults:
 
 - :class:`Respond`: answer with a status (503, 429, 416...) without forwarding the request.
 - :class:`ResetRequest`: reset the connection after ``after`` bytes of the request body; with
-  ``forward=True`` those bytes reach the server first (a server then holds a partial upload),
-  otherwise the server sees nothing (like a buffering load balancer in front of it).
+  ``forward=True`` those bytes reach the server first and the client is reset only once the
+  server has dealt with the cut request (it then holds a partial upload), otherwise the server
+  sees nothing (like a buffering load balancer in front of it).
 - :class:`ResetResponse`: forward the request, then reset after ``after`` response body bytes.
 - :class:`DropResponse`: forward the request, then reset before any of the answer (the server
   did the work; the client never learns it).
@@ -260,6 +261,17 @@ def _reset(sock: socket.socket | None) -> None:
     sock.close()
 
 
+def _drain(upstream: socket.socket, timeout: float = 10.0) -> None:
+    """End the request body early and wait until the server has dealt with it (answered and
+    closed), so that the client learns of the failure only after the server stored what it got.
+    """
+    with contextlib.suppress(OSError):
+        upstream.shutdown(socket.SHUT_WR)
+        upstream.settimeout(timeout)
+        while upstream.recv(_PIECE):
+            pass
+
+
 def _split_addr(addr: str) -> tuple[str, int]:
     host, _, port = addr.rpartition(":")
     return host.strip("[]"), int(port)
@@ -441,28 +453,18 @@ class FaultProxy:
         fault: Fault | None,
     ) -> bool:
         """Forward one request and its response; return whether the connection stays open."""
+        if isinstance(fault, ResetRequest):
+            self._reset_request(client, reader, upstream, request, fault)
+            return False
         upstream.sendall(request.encode())
         framing = request.framing(request=True)
         sent = 0
         middle = framing[1] // 2
         for piece in _body(reader, framing):
-            if isinstance(fault, ResetRequest) and sent + len(piece) >= fault.after:
-                if fault.forward:
-                    upstream.sendall(piece[: fault.after - sent])
-                self._record(request, None, fault)
-                _reset(client)
-                _reset(upstream)
-                return False
             if isinstance(fault, Corrupt) and fault.request:
                 piece = _flip(piece, sent, middle if fault.at is None else fault.at)
             upstream.sendall(piece)
             sent += len(piece)
-        if isinstance(fault, ResetRequest):
-            # The body was shorter than ``after``: reset before any answer.
-            self._record(request, None, fault)
-            _reset(client)
-            _reset(upstream)
-            return False
 
         while True:
             raw = up_reader.head()
@@ -506,6 +508,31 @@ class FaultProxy:
             return False
         closing = "close" in (response.get("Connection") or "").lower()
         return resp_framing[0] != "eof" and not closing
+
+    def _reset_request(
+        self,
+        client: socket.socket,
+        reader: _Reader,
+        upstream: socket.socket,
+        request: _Message,
+        fault: ResetRequest,
+    ) -> None:
+        """Read ``after`` body bytes (passing head and bytes on when ``forward``), then reset."""
+        if fault.forward:
+            upstream.sendall(request.encode())
+        sent = 0
+        for piece in _body(reader, request.framing(request=True)):
+            take = piece[: max(0, fault.after - sent)]
+            if fault.forward:
+                upstream.sendall(take)
+            sent += len(take)
+            if sent >= fault.after:
+                break
+        if fault.forward:
+            _drain(upstream)
+        self._record(request, None, fault)
+        _reset(client)
+        _reset(upstream)
 
     @staticmethod
     def _respond(fault: Respond) -> bytes:
