@@ -28,6 +28,7 @@ from sconify.image import BlobStore, Compression, Image, Platform
 from sconify.las.client import QePublicKey
 from sconify.mutate.indexcache import DiskIndexCache
 from sconify.registry import TransferStats
+from sconify.registry.options import RegistryOptions
 from sconify.session.load import load_session
 from sconify.settings import RuntimeSettings
 from sconify.transports import daemon, dispatch, remote
@@ -74,6 +75,8 @@ class LiftRequest:
     compression: Compression = Compression.GZIP
     platform: Platform | None = None
     all_platforms: bool = False
+    source_options: RegistryOptions | None = None
+    target_options: RegistryOptions | None = None
 
 
 @dataclass
@@ -208,7 +211,11 @@ def _to_yaml(doc: dict[str, Any]) -> str:
 
 
 def read_source(
-    text: str, store: BlobStore, default: DefaultTransport, platform: Platform | None = None
+    text: str,
+    store: BlobStore,
+    default: DefaultTransport,
+    platform: Platform | None = None,
+    options: RegistryOptions | None = None,
 ) -> Image:
     """Read ``--from``/``SRC``.
 
@@ -226,13 +233,19 @@ def read_source(
             return daemon.read(ref, store)
         log.info("%s is not in the Docker engine; pulling it from its registry", text)
         try:
-            return remote.read(parse_name(text), store, platform=platform)
+            return remote.read(parse_name(text), store, platform=platform, options=options)
         except ImageNotFound as err:
             raise ImageNotFound(
                 f"{text}: no such image in the Docker engine or in its registry",
                 hint="check the name with `docker images`, or build and push the image first",
             ) from err
-    return dispatch.read(ref, store, platform=platform)
+    return dispatch.read(ref, store, platform=platform, options=options)
+
+
+def _registry_source(request: LiftRequest) -> RegistryRef | None:
+    """The source as a registry reference, for mounting its untouched layers at the target."""
+    ref = parse(request.source, default=request.default_transport)
+    return ref if isinstance(ref, RegistryRef) else None
 
 
 def destinations(text: str, default: DefaultTransport, *, push_image: bool) -> list[ImageRef]:
@@ -295,13 +308,20 @@ def lift(
         store = BlobStore(Path(tmp) / "store")
         wanted: list[Platform | None] = [request.platform]
         if request.all_platforms:
-            wanted = list(platforms_of(parse(request.source, default=request.default_transport)))
+            source_ref = parse(request.source, default=request.default_transport)
+            wanted = list(platforms_of(source_ref, request.source_options))
             if not wanted:
                 wanted = [None]
         services: list[tuple[str, Converted]] = []
         for platform in wanted:
             on_step(f"reading {request.source}" + (f" ({platform})" if platform else ""))
-            native = read_source(request.source, store, request.default_transport, platform)
+            native = read_source(
+                request.source,
+                store,
+                request.default_transport,
+                platform,
+                request.source_options,
+            )
             service = service_name_for(request, platform)
             on_step(f"encrypting and wrapping {native.platform}")
             work = Path(tmp) / f"work-{len(services)}"
@@ -340,11 +360,18 @@ def lift(
         try:
             for target in targets:
                 on_step(f"writing {target} (unnamed until the session is stored)")
+                options = request.target_options
+                mount = _registry_source(request)
                 if request.all_platforms:
                     images = [conv.image for _, conv in services]
-                    staged.append(stage_index(images, target, stats=stats))
+                    staged.append(
+                        stage_index(images, target, stats=stats, options=options, mount_from=mount)
+                    )
                 else:
-                    staged.append(stage(services[0][1].image, target, stats=stats))
+                    image = services[0][1].image
+                    staged.append(
+                        stage(image, target, stats=stats, options=options, mount_from=mount)
+                    )
             session_hash = None
             if request.upload_session:
                 _ensure_namespace(cas, namespace, request.create_namespace, warnings)

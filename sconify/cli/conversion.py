@@ -15,6 +15,16 @@ from typing import Annotated, Any
 import typer
 
 from sconify.cli import render
+from sconify.cli.registry_flags import (
+    AuthFile,
+    DestCertDir,
+    DestCreds,
+    DestTlsVerify,
+    SrcCertDir,
+    SrcCreds,
+    SrcTlsVerify,
+    registry_options,
+)
 from sconify.errors import UsageError
 from sconify.transports.refs import DefaultTransport
 
@@ -80,6 +90,13 @@ def conversion_options(
     all_platforms: Annotated[
         bool, typer.Option(help="Convert every platform of an index into a new index.")
     ] = False,
+    src_creds: SrcCreds = None,
+    dest_creds: DestCreds = None,
+    authfile: AuthFile = None,
+    src_cert_dir: SrcCertDir = None,
+    dest_cert_dir: DestCertDir = None,
+    src_tls_verify: SrcTlsVerify = "true",
+    dest_tls_verify: DestTlsVerify = "true",
     dry_run: Annotated[bool, typer.Option(help="Convert and measure, write nothing.")] = False,
     verbose: Annotated[int, typer.Option("-v", "--verbose", count=True)] = 0,
     no_color: Annotated[bool, typer.Option(help="Plain output.")] = False,
@@ -154,6 +171,20 @@ def run_conversion(
         compression=Compression(opts["compression"]),
         platform=Platform.parse(opts["platform"]) if opts["platform"] else None,
         all_platforms=opts["all_platforms"],
+        source_options=registry_options(
+            creds=opts["src_creds"],
+            authfile=opts["authfile"],
+            cert_dir=opts["src_cert_dir"],
+            tls_verify=opts["src_tls_verify"],
+            flag="--src-tls-verify",
+        ),
+        target_options=registry_options(
+            creds=opts["dest_creds"],
+            authfile=opts["authfile"],
+            cert_dir=opts["dest_cert_dir"],
+            tls_verify=opts["dest_tls_verify"],
+            flag="--dest-tls-verify",
+        ),
     )
     if request.platform and request.all_platforms:
         raise UsageError(

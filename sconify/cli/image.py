@@ -12,6 +12,19 @@ import typer
 
 from sconify.cli import render
 from sconify.cli.conversion import conversion_command, option
+from sconify.cli.registry_flags import (
+    AuthFile,
+    CertDir,
+    Creds,
+    DestCertDir,
+    DestCreds,
+    DestTlsVerify,
+    SrcCertDir,
+    SrcCreds,
+    SrcTlsVerify,
+    TlsVerify,
+    registry_options,
+)
 
 app = typer.Typer(help="Measure, inspect and copy images.", no_args_is_help=True)
 
@@ -37,14 +50,19 @@ PlatformOpt = Annotated[
 ]
 
 
-def _read(text: str, store: object, platform: str | None = None) -> object:
+def _read(text: str, store: object, platform: str | None = None, options: object = None) -> object:
     from sconify.image import BlobStore, Platform
+    from sconify.registry.options import RegistryOptions
     from sconify.transports import dispatch
     from sconify.transports.refs import parse
 
     assert isinstance(store, BlobStore)
+    assert options is None or isinstance(options, RegistryOptions)
     return dispatch.read(
-        parse(text), store, platform=Platform.parse(platform) if platform else None
+        parse(text),
+        store,
+        platform=Platform.parse(platform) if platform else None,
+        options=options,
     )
 
 
@@ -52,6 +70,10 @@ def _read(text: str, store: object, platform: str | None = None) -> object:
 def measure(
     ref: RefArg,
     platform: PlatformOpt = None,
+    creds: Creds = None,
+    authfile: AuthFile = None,
+    cert_dir: CertDir = None,
+    tls_verify: TlsVerify = "true",
     json_out: Annotated[bool, typer.Option("--json", help="Show the measured fields too.")] = False,
 ) -> None:
     """Print the measurement the shim computes for a converted image (what SCONE_HASH=1 prints)."""
@@ -59,7 +81,10 @@ def measure(
     from sconify.inspect import measure_image
 
     with _store() as store:
-        image = _read(ref, store, platform)
+        options = registry_options(
+            creds=creds, authfile=authfile, cert_dir=cert_dir, tls_verify=tls_verify
+        )
+        image = _read(ref, store, platform, options)
         assert isinstance(image, Image)
         report = measure_image(image)
     if json_out:
@@ -72,6 +97,10 @@ def measure(
 def inspect(
     ref: RefArg,
     platform: PlatformOpt = None,
+    creds: Creds = None,
+    authfile: AuthFile = None,
+    cert_dir: CertDir = None,
+    tls_verify: TlsVerify = "true",
     json_out: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
     """Show layers, media types and, for a converted image, regions, measurement and config id."""
@@ -79,7 +108,10 @@ def inspect(
     from sconify.inspect import describe
 
     with _store() as store:
-        image = _read(ref, store, platform)
+        options = registry_options(
+            creds=creds, authfile=authfile, cert_dir=cert_dir, tls_verify=tls_verify
+        )
+        image = _read(ref, store, platform, options)
         assert isinstance(image, Image)
         info = describe(image)
     if json_out:
@@ -124,14 +156,38 @@ app.command(name="convert")(
 
 
 @app.command()
-def copy(src: RefArg, dst: RefArg) -> None:
+def copy(
+    src: RefArg,
+    dst: RefArg,
+    src_creds: SrcCreds = None,
+    dest_creds: DestCreds = None,
+    authfile: AuthFile = None,
+    src_cert_dir: SrcCertDir = None,
+    dest_cert_dir: DestCertDir = None,
+    src_tls_verify: SrcTlsVerify = "true",
+    dest_tls_verify: DestTlsVerify = "true",
+) -> None:
     """Copy an image without converting it (like skopeo copy); prints the written digest."""
     from sconify.image import Image
     from sconify.transports import dispatch
     from sconify.transports.refs import parse
 
     target = parse(dst)
+    source_options = registry_options(
+        creds=src_creds,
+        authfile=authfile,
+        cert_dir=src_cert_dir,
+        tls_verify=src_tls_verify,
+        flag="--src-tls-verify",
+    )
+    target_options = registry_options(
+        creds=dest_creds,
+        authfile=authfile,
+        cert_dir=dest_cert_dir,
+        tls_verify=dest_tls_verify,
+        flag="--dest-tls-verify",
+    )
     with _store() as store:
-        image = _read(src, store)
+        image = _read(src, store, None, source_options)
         assert isinstance(image, Image)
-        render.emit(dispatch.write(image, target))
+        render.emit(dispatch.write(image, target, options=target_options))

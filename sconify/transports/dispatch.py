@@ -5,6 +5,7 @@ from __future__ import annotations
 from sconify.image.blobstore import BlobStore
 from sconify.image.descriptor import Platform
 from sconify.image.image import Image
+from sconify.registry.options import RegistryOptions
 from sconify.transports import archive, daemon, layout, remote
 from sconify.transports.refs import (
     DaemonRef,
@@ -16,10 +17,17 @@ from sconify.transports.refs import (
 )
 
 
-def read(ref: ImageRef, store: BlobStore, *, platform: Platform | None = None) -> Image:
-    """Read the image ``ref`` names into ``store``; ``platform`` picks from an index."""
+def read(
+    ref: ImageRef,
+    store: BlobStore,
+    *,
+    platform: Platform | None = None,
+    options: RegistryOptions | None = None,
+) -> Image:
+    """Read the image ``ref`` names into ``store``; ``platform`` picks from an index;
+    ``options`` say how to reach a registry."""
     if isinstance(ref, RegistryRef):
-        return remote.read(ref, store, platform=platform)
+        return remote.read(ref, store, platform=platform, options=options)
     if isinstance(ref, DaemonRef):
         return daemon.read(ref, store)
     if isinstance(ref, LayoutRef):
@@ -27,7 +35,7 @@ def read(ref: ImageRef, store: BlobStore, *, platform: Platform | None = None) -
     return archive.read(ref, store, platform=platform)
 
 
-def write(image: Image, ref: ImageRef) -> str:
+def write(image: Image, ref: ImageRef, *, options: RegistryOptions | None = None) -> str:
     """Write ``image`` to ``ref`` in one step, tag included.
 
     Returns the manifest digest (registry, ``oci:``, ``oci-archive:``) or the image id (engine,
@@ -35,7 +43,7 @@ def write(image: Image, ref: ImageRef) -> str:
     something must happen between upload and tag.
     """
     if isinstance(ref, RegistryRef):
-        return str(remote.write(image, ref))
+        return str(remote.write(image, ref, options=options))
     if isinstance(ref, DaemonRef):
         return daemon.write(image, ref)
     if isinstance(ref, LayoutRef):

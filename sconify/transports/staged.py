@@ -22,6 +22,7 @@ from sconify.errors import UsageError
 from sconify.image import Descriptor, Digest, Image, Index, Platform
 from sconify.image import mediatypes as mt
 from sconify.registry import RegistryClient, TransferStats
+from sconify.registry.options import RegistryOptions
 from sconify.transports import archive, daemon, layout, remote
 from sconify.transports.refs import (
     DaemonRef,
@@ -46,12 +47,13 @@ class Staged:
     image: Image | None
     written: str
     _temp: Path | None = None
+    options: RegistryOptions | None = None
 
     def commit(self) -> None:
         """Give the image its name at ``ref`` (the last, quick step)."""
         ref = self.ref
         if isinstance(ref, RegistryRef):
-            remote.tag(ref, Digest.parse(self.written))
+            remote.tag(ref, Digest.parse(self.written), options=self.options)
         elif isinstance(ref, DaemonRef):
             daemon.tag(self.written, ref)
         elif isinstance(ref, LayoutRef):
@@ -89,10 +91,22 @@ def _temp_beside(path: Path) -> Path:
     return Path(name)
 
 
-def stage(image: Image, ref: ImageRef, *, stats: TransferStats | None = None) -> Staged:
-    """Write ``image`` at ``ref`` without naming it there."""
+def stage(
+    image: Image,
+    ref: ImageRef,
+    *,
+    stats: TransferStats | None = None,
+    options: RegistryOptions | None = None,
+    mount_from: RegistryRef | None = None,
+) -> Staged:
+    """Write ``image`` at ``ref`` without naming it there.
+
+    For a registry, ``mount_from`` names a repository of the same registry that already holds
+    the source's blobs: the untouched layers are mounted instead of uploaded.
+    """
     if isinstance(ref, RegistryRef):
-        return Staged(ref, image, str(remote.push(image, ref, stats=stats)))
+        digest = remote.push(image, ref, stats=stats, options=options, mount_from=mount_from)
+        return Staged(ref, image, str(digest), options=options)
     if isinstance(ref, DaemonRef):
         return Staged(ref, image, daemon.load(image))
     temp = _temp_beside(Path(ref.path))
@@ -105,7 +119,12 @@ def stage(image: Image, ref: ImageRef, *, stats: TransferStats | None = None) ->
 
 
 def stage_index(
-    images: Sequence[Image], ref: ImageRef, *, stats: TransferStats | None = None
+    images: Sequence[Image],
+    ref: ImageRef,
+    *,
+    stats: TransferStats | None = None,
+    options: RegistryOptions | None = None,
+    mount_from: RegistryRef | None = None,
 ) -> Staged:
     """Write several platform images and an OCI index naming them, without naming the index.
 
@@ -119,7 +138,7 @@ def stage_index(
         )
     entries = []
     for image in images:
-        digest = remote.push(image, ref, stats=stats)
+        digest = remote.push(image, ref, stats=stats, options=options, mount_from=mount_from)
         entries.append(
             Descriptor(
                 image.manifest_media_type,
@@ -129,19 +148,19 @@ def stage_index(
             ).to_json()
         )
     index = compact_json({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": entries})
-    with RegistryClient(ref.api_host) as client:
+    with RegistryClient(ref.api_host, options=options) as client:
         digest = client.put_manifest(ref.repository, str(Digest.of(index)), index, mt.OCI_INDEX)
-    return Staged(ref, None, str(digest))
+    return Staged(ref, None, str(digest), options=options)
 
 
-def platforms_of(ref: ImageRef) -> list[Platform]:
+def platforms_of(ref: ImageRef, options: RegistryOptions | None = None) -> list[Platform]:
     """The platforms of the index a registry reference names ([] for a single image)."""
     if not isinstance(ref, RegistryRef):
         raise UsageError(
             f"{ref}: --all-platforms reads an index from a registry",
             hint="convert from docker://HOST/REPO:TAG, or pick one platform with --platform",
         )
-    with RegistryClient(ref.api_host) as client:
+    with RegistryClient(ref.api_host, options=options) as client:
         fetched = client.get_manifest(ref.repository, ref.reference)
     if not mt.is_index(fetched.media_type):
         return []
