@@ -152,7 +152,7 @@ def _scan(layout: Path, tag: str) -> Callable[[], tuple[int, int]]:
 
 
 #: Packages a registry-to-registry conversion imports, and the module that imports them.
-IMPORTS = ("docker", "httpx", "cryptography.x509", "typer", "rich.console", "yaml", "isal")
+IMPORTS = ("docker", "httpx", "cryptography.x509", "typer", "rich.console", "yaml")
 CONVERSION_MODULES = "sconify.cli.main, sconify.cli.image, sconify.lift, sconify.cas.client"
 
 

@@ -81,6 +81,34 @@ def run_measured(
     )
 
 
+def cpu_busy(window: float = 0.5) -> float:
+    """The fraction of all cores that was busy during the next ``window`` seconds."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as handle:
+            values = [int(x) for x in handle.readline().split()[1:]]
+        idle = values[3] + values[4]  # idle + iowait
+        return sum(values) - idle, sum(values)
+
+    busy0, total0 = sample()
+    time.sleep(window)
+    busy1, total1 = sample()
+    return (busy1 - busy0) / max(total1 - total0, 1)
+
+
+def wait_for_quiet(limit: float = 0.25, patience: float = 20.0) -> float:
+    """Wait (up to ``patience`` seconds) until other work leaves the cores mostly idle.
+
+    Returns the last busy fraction seen, which goes into the report: a shared machine (other
+    test suites) makes runs slower, and this says by how much it was shared.
+    """
+    deadline = time.monotonic() + patience
+    busy = cpu_busy()
+    while busy > limit and time.monotonic() < deadline:
+        busy = cpu_busy()
+    return busy
+
+
 class CountingProxy:
     """A loopback TCP relay to ``upstream`` that counts the bytes clients send through it.
 

@@ -156,17 +156,17 @@ def _comparison_table(summary: dict[str, dict[str, float]]) -> list[str]:
 def _runs_table(runs: Sequence[Measurement]) -> list[str]:
     lines = [
         "| run | tool | wall | CPU | peak RSS | exit | tagged | uploaded_bytes (--json) "
-        "| load avg before |",
+        "| cores busy before |",
         "|---:|---|---:|---:|---:|---:|---|---:|---:|",
     ]
     for m in runs:
         up = m.extra.get("uploaded_bytes")
-        load = m.extra.get("load")
+        busy = m.extra.get("busy")
         lines.append(
             f"| {m.run} | {m.tool} | {_s(m.wall)} | {_s(m.cpu)} | {m.rss_mib:.0f} MiB | "
             f"{m.exit_code} | {'yes' if m.extra.get('tagged') else 'no'} | "
             f"{up if isinstance(up, int) else '-'} | "
-            f"{f'{load:.2f}' if isinstance(load, float) else '-'} |"
+            f"{f'{busy:.0%}' if isinstance(busy, float) else '-'} |"
         )
     return lines
 
@@ -180,6 +180,14 @@ def _failures(runs: Sequence[Measurement]) -> list[str]:
         tail = m.stderr_tail.replace("\n", " / ")[-400:]
         lines.append(f"- {m.case} run {m.run}, {m.tool}: exit {m.exit_code}: `{tail}`")
     return lines
+
+
+def _versus(summary: dict[str, dict[str, float]], a: str, b: str) -> str:
+    """``A s -> B s`` and whether the difference exceeds the runs' spread."""
+    x, y = summary[a], summary[b]
+    spread = max(x["max"] - x["min"], y["max"] - y["min"])
+    verdict = "beyond" if abs(x["wall"] - y["wall"]) > spread else "within"
+    return f"{_s(x['wall'])} -> {_s(y['wall'])} ({verdict} the runs' spread of {spread:.2f} s)"
 
 
 def _status(ok: bool) -> str:
@@ -243,7 +251,9 @@ def _method(results: dict[str, Any], bench: images.BenchImages) -> list[str]:
         "odd rounds in one order and even rounds in the reverse, after one unmeasured warm-up "
         "run of each tool (page cache, `.pyc` files, the client's CAS enrollment). Medians of "
         "the successful runs are reported, with their spread: a difference smaller than "
-        "the spread is noise (the machine's two cores also run the registries and the CAS).",
+        "the spread is noise (the machine's two cores also run the registries and the CAS). "
+        "Before each run the harness waits, up to 20 s, until other work keeps under 25% of "
+        "the cores busy, and records how busy they were (last column of the run tables).",
         "- **Measured**: wall time from spawn to exit; CPU time (user + system) and peak RSS "
         "(`ru_maxrss`) from `wait4` on the fresh child process; a run counts when it exits 0 "
         "and the destination tag then exists.",
@@ -467,12 +477,11 @@ def render(results: dict[str, Any], bench: images.BenchImages) -> str:
         ]
     out += ["", "## Machine", "", "| | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in machine()]
-    loads = [x for m in [*native, *big] if isinstance(x := m.extra.get("load"), float)]
-    if loads:
+    busy = [x for m in [*native, *big] if isinstance(x := m.extra.get("busy"), float)]
+    if busy:
         out.append(
-            f"| 1-minute load average before each run | median {_median(loads):.2f}, max "
-            f"{max(loads):.2f} (the benchmark's own registry and tools count too; more means "
-            "other work shared the 2 cores) |"
+            f"| cores busy with other work just before a run | median {_median(busy):.0%}, "
+            f"max {max(busy):.0%} (each run waits up to 20 s for under 25%) |"
         )
     out += ["", "## Versions", "", "| | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in versions()]
@@ -566,10 +575,9 @@ def _proposals(
             if k not in ("docker", "everything")
         )
         measured = (
-            f" Measured on the whole command: {_s(wall(s_native, 'sconify'))} -> "
-            f"{_s(wall(s_native, lazy))} (within the run-to-run spread; the import itself is "
-            f"{imports.get('docker', float('nan')) * 1000:.0f} ms)."
-            if lazy in s_native
+            f" Measured on the whole command: {_versus(s_native, 'sconify', lazy)}; the "
+            f"import itself is {imports.get('docker', float('nan')) * 1000:.0f} ms."
+            if lazy in s_native and "sconify" in s_native
             else ""
         )
         item(
@@ -603,13 +611,12 @@ def _proposals(
         measured = ""
         if plain in s_native and lazy in s_native:
             measured = (
-                f" Whole command, on top of the previous fix: {_s(wall(s_native, lazy))} -> "
-                f"{_s(wall(s_native, plain))}"
+                f" Whole command, on top of the previous fix: {_versus(s_native, lazy, plain)}"
             )
-            if plain in s_big:
+            if plain in s_big and "sconify" in s_big:
                 measured += (
-                    f"; on the 1 GiB image {_s(wall(s_big, 'sconify'))} as is -> "
-                    f"{_s(wall(s_big, plain))} with both fixes"
+                    f"; on the 1 GiB image, as is -> with both fixes: "
+                    f"{_versus(s_big, 'sconify', plain)}"
                 )
             measured += "."
         item(

@@ -49,7 +49,7 @@ import report  # noqa: E402
 import sampling  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
-from measure import Measurement, counting_proxy, run_measured  # noqa: E402
+from measure import Measurement, counting_proxy, run_measured, wait_for_quiet  # noqa: E402
 
 import images  # noqa: E402
 from sconify.dev.registry import RegistryProcess, start_registry  # noqa: E402
@@ -230,12 +230,12 @@ def measure_once(setup: Setup, case: str, run: int, tool: Tool, src_tag: str) ->
     repo = "bench/skopeo" if tool.is_skopeo else "bench/sconify"
     with fresh_registry(setup, f"{case}-{run}-{uuid.uuid4().hex[:8]}") as dest:
         target = f"{dest.addr}/{repo}:latest"
-        load = os.getloadavg()[0]
+        busy = wait_for_quiet()
         with invocation(setup, tool, src_tag, target) as (argv, env):
             m = run_measured(
                 argv, tool=tool.label, case=case, run=run, env=env, scratch=setup.scratch / "logs"
             )
-        m.extra["load"] = load
+        m.extra["busy"] = busy
         m.extra["tagged"] = m.ok and _tagged(dest.addr, repo, "latest")
         if not tool.is_skopeo:
             m.extra["uploaded_bytes"] = _sconify_json(m).get("uploaded_bytes")
