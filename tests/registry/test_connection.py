@@ -53,7 +53,7 @@ def test_a_redirect_target_serving_wrong_bytes_is_caught(redirect_registry, tmp_
         digest = c.upload_bytes("redirect/tampered", data)
         stored = reg.blob_data_path(digest)
         original = stored.read_bytes()
-        stored.write_bytes(b"X" + original[1:])
+        stored.write_bytes(bytes([original[0] ^ 0xFF]) + original[1:])
         try:
             with pytest.raises(DigestMismatch, match=f"expected {Digest.of(data)}"):
                 c.fetch_blob("redirect/tampered", digest, BlobStore(tmp_path / "s"), len(data))
