@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,21 @@ __all__ = ["Cli", "cas", "docker_client", "docker_engine", "las", "registry"]
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+# Names in the shared Docker engine are unique to this test session, so that two sessions on one
+# machine (a developer's and CI's) never run each other's images.
+ENGINE_PREFIX = f"sconify-tests-{os.getpid()}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _engine_names_cleanup(docker_engine: Any) -> Iterator[None]:
+    """Remove this session's images from the engine at the end."""
+    yield
+    client = docker_engine.client()
+    for image in client.images.list():
+        if any(tag.startswith(ENGINE_PREFIX) for tag in image.tags):
+            for tag in image.tags:
+                client.images.remove(tag, force=True)
+    client.close()
 
 
 @dataclass(frozen=True)
@@ -39,7 +56,7 @@ def flask_samples(docker_engine: Any, registry: Registry) -> Samples:
             [
                 str(REPO / "images/flask/build.sh"),
                 "--tag",
-                f"sconify-tests/native-flask:{tag}",
+                f"{ENGINE_PREFIX}/native-flask:{tag}",
                 "--user",
                 user,
                 "--push",

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Cli, Samples
+from tests.e2e.conftest import ENGINE_PREFIX, Cli, Samples
 from tests.e2e.test_sconify_image import _free_port, _run, _wait_http
 from tests.support.registry import Registry
 from tests.support.services import CasProcess, LasProcess
@@ -86,15 +86,15 @@ def test_every_sink_is_read_by_skopeo_and_run_by_docker(
     name = f"interop-{sink}:latest"
     dst = {
         "docker": f"docker://{registry.addr}/{name}",
-        "docker-daemon": f"docker-daemon:sconify-tests/{name}",
+        "docker-daemon": f"docker-daemon:{ENGINE_PREFIX}/{name}",
         "oci": f"oci:{tmp_path}/layout:converted",
         "oci-archive": f"oci-archive:{tmp_path}/image.tar:converted",
-        "docker-archive": f"docker-archive:{tmp_path}/image.tar:sconify-tests/{name}",
+        "docker-archive": f"docker-archive:{tmp_path}/image.tar:{ENGINE_PREFIX}/{name}",
     }[sink]
     result = _convert(cli, cas, las, oci_source, dst, port)
     assert result["written"] and all(w["named"] for w in result["written"])
 
-    skopeo_ref = dst if sink != "docker-daemon" else f"docker-daemon:sconify-tests/{name}"
+    skopeo_ref = dst if sink != "docker-daemon" else f"docker-daemon:{ENGINE_PREFIX}/{name}"
     tls = ["--tls-verify=false"] if sink == "docker" else []
     info = json.loads(_skopeo("inspect", *tls, skopeo_ref))
     assert info["Labels"]["org.sconify.measurement"] == result["measurement"]
@@ -106,9 +106,9 @@ def test_every_sink_is_read_by_skopeo_and_run_by_docker(
     )
 
     # The engine runs it: straight from the engine, or loaded by skopeo from the other places.
-    runnable = f"sconify-tests/run-{sink}:latest"
+    runnable = f"{ENGINE_PREFIX}/run-{sink}:latest"
     if sink == "docker-daemon":
-        runnable = f"sconify-tests/{name}"
+        runnable = f"{ENGINE_PREFIX}/{name}"
     else:
         _skopeo(
             "copy",
@@ -131,7 +131,7 @@ def test_docker_save_archives_are_converted(
     archive = tmp_path / "saved.tar"
     subprocess.run(["docker", "save", "-o", str(archive), flask_samples.root], check=True)
     port = _free_port()
-    target = "sconify-tests/from-docker-save:latest"
+    target = f"{ENGINE_PREFIX}/from-docker-save:latest"
     _convert(cli, cas, las, f"docker-archive:{archive}", f"docker-daemon:{target}", port)
     _serves(docker_client, target, port)
 
