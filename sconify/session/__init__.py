@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sconify.session.config import service_config
 from sconify.session.hashing import session_hash
+from sconify.session.lifecycle import secret_values
 from sconify.session.load import load_session
 from sconify.session.model import (
     ANY,
@@ -38,6 +39,7 @@ __all__ = [
     "Service",
     "Session",
     "load_session",
+    "secret_values",
     "service_config",
     "session_hash",
     "substitute_bytes",

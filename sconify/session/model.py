@@ -14,10 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography import x509
+
 from sconify.session import _fields as f
+from sconify.session._keys import spki_hash
 from sconify.session._names import SERVICE_NAME, parent_namespace, valid_session_name
 from sconify.session._yaml import YamlInt
-from sconify.session.placeholders import find_placeholders, is_whole_placeholder, known_format
+from sconify.session.placeholders import find_placeholders, is_whole_placeholder
 from sconify.session.secrets import SecretSpec, parse_secret
 
 CREATOR = "CREATOR"
@@ -49,7 +52,8 @@ DEFAULT_INJECTION_PERMISSION = 0o700
 class AccessPolicy:
     """Who may read, update, and create sessions inside this one (as a namespace).
 
-    Entries: ``CREATOR``, ``ANY``, ``NONE``, or the hex SHA-256 of a client key's SPKI DER.
+    Entries: ``CREATOR``, ``ANY``, ``NONE``, or the hex SHA-256 of a client key's SPKI DER. A
+    PEM certificate entry is normalized to the hash of its public key.
     """
 
     read: tuple[str, ...] = (CREATOR,)
@@ -89,6 +93,15 @@ class AccessPolicy:
         return any(e == identity or (e == CREATOR and identity == creator) for e in entries)
 
 
+def _certificate_key_hash(pem: str, path: str) -> str:
+    # SCONE: a certificate entry means its public key, so a renewed certificate keeps access.
+    try:
+        certificate = x509.load_pem_x509_certificate(pem.strip().encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        raise f.fail(path, "is not a readable PEM certificate") from None
+    return spki_hash(certificate)
+
+
 def _entries(raw: Any, path: str, default: tuple[str, ...]) -> tuple[str, ...]:
     if raw is None:
         return default
@@ -99,10 +112,12 @@ def _entries(raw: Any, path: str, default: tuple[str, ...]) -> tuple[str, ...]:
             out.append(entry)
         elif _KEY_HASH.fullmatch(entry):
             out.append(entry.lower())
+        elif "-----BEGIN CERTIFICATE-----" in entry:
+            out.append(_certificate_key_hash(entry, f.child(path, index)))
         else:
             raise f.fail(
                 f.child(path, index),
-                f"{entry!r} is not CREATOR, ANY, NONE or a 64-hex key hash",
+                f"{entry[:80]!r} is not CREATOR, ANY, NONE, a 64-hex key hash or a PEM certificate",
                 hint="`sconify identity show` prints your key hash",
             )
     if not out:
@@ -515,6 +530,7 @@ class Session:
         f.names_unique([s.name for s in self.services], "services", "service")
         f.names_unique([i.name for i in self.images], "images", "image")
         f.names_unique([s.name for s in self.secrets], "secrets", "secret")
+        self._check_secret_references()
         for index, service in enumerate(self.services):
             spath = f.child("services", index)
             if service.image_name is not None and self.image(service.image_name) is None:
@@ -530,6 +546,46 @@ class Session:
                 cpath = f.child(f.child(ipath, findex), "content")
                 self._check_placeholders(cpath, item.content, text_only=False)
 
+    def _check_secret_references(self) -> None:
+        for index, spec in enumerate(self.secrets):
+            for field_name, target, kind in spec.references():
+                rpath = f.child(f.child("secrets", index), field_name)
+                found = self.secret(target)
+                if found is None:
+                    raise f.fail(rpath, f"refers to the undeclared secret {target!r}")
+                if found.kind != kind:
+                    raise f.fail(rpath, f"refers to {target!r} of kind {found.kind}, not {kind}")
+        self.secrets_in_order()
+
+    def secrets_in_order(self) -> tuple[SecretSpec, ...]:
+        """The secrets, each after those it references (so generation can use their values).
+
+        Refuses a cycle (an issuer chain that comes back to itself), naming its first member.
+        """
+        order: list[SecretSpec] = []
+        state: dict[str, str] = {}
+
+        def visit(spec: SecretSpec, index: int) -> None:
+            if state.get(spec.name) == "done":
+                return
+            if state.get(spec.name) == "visiting":
+                raise f.fail(
+                    f.child(f.child("secrets", index), "issuer"),
+                    f"the secret {spec.name!r} is part of a reference cycle",
+                    hint="a CA without issuer is self-signed: end the chain there",
+                )
+            state[spec.name] = "visiting"
+            for _, target, _ in spec.references():
+                dependency = self.secret(target)
+                if dependency is not None:
+                    visit(dependency, self.secrets.index(dependency))
+            state[spec.name] = "done"
+            order.append(spec)
+
+        for index, spec in enumerate(self.secrets):
+            visit(spec, index)
+        return tuple(order)
+
     def _check_placeholders(self, path: str, value: str, *, text_only: bool) -> None:
         for ref in find_placeholders(value):
             spec = self.secret(ref.name)
@@ -539,13 +595,16 @@ class Session:
                     f"refers to the undeclared secret {ref.name!r}",
                     hint="declare it under secrets:",
                 )
-            if not known_format(ref.fmt):
+            if not spec.knows_format(ref.fmt):
                 raise f.fail(
-                    path, f"asks for the unknown format {ref.fmt!r} of secret {ref.name!r}"
+                    path,
+                    f"asks for the unknown format {ref.fmt!r} of secret {ref.name!r}",
+                    hint=f"{spec.kind} secrets have: {', '.join(spec.formats)}",
                 )
             if text_only and not spec.is_text(ref.fmt):
                 raise f.fail(
                     path,
                     f"uses the binary format {ref.fmt!r} of secret {ref.name!r} in a text field",
-                    hint="use :hex or :base64 here; :bin only in injection files",
+                    hint="use a text format here (:hex, :base64, :pem, :crt ...); binary ones "
+                    "only in injection files",
                 )

@@ -7,9 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sconify.errors import SessionError
-from sconify.session.secrets import FORMATS, SecretValue
+from sconify.session.secrets import SecretValue
 
-PLACEHOLDER = re.compile(r"\$\$SCONE::([A-Za-z0-9_\-.]{1,128})(?::([A-Za-z0-9]+))?\$\$")
+#: ``$$SCONE::name$$``, ``$$SCONE::name:hex$$``, ``$$SCONE::name:crt:der$$``.
+PLACEHOLDER = re.compile(
+    r"\$\$SCONE::([A-Za-z0-9_\-.]{1,128})(?::([A-Za-z0-9]+(?::[A-Za-z0-9]+)?))?\$\$"
+)
 
 
 @dataclass(frozen=True)
@@ -28,11 +31,6 @@ def find_placeholders(text: str) -> list[Placeholder]:
 def is_whole_placeholder(text: str) -> bool:
     """Whether ``text`` is exactly one placeholder (as ``fspf_key`` may be)."""
     return PLACEHOLDER.fullmatch(text) is not None
-
-
-def known_format(fmt: str | None) -> bool:
-    """Whether a placeholder's format is one sconify can render."""
-    return fmt is None or fmt in FORMATS
 
 
 def substitute_bytes(text: str, secrets: Mapping[str, SecretValue]) -> bytes:
@@ -66,6 +64,6 @@ def _render(match: re.Match[str], secrets: Mapping[str, SecretValue]) -> bytes:
             f"placeholder refers to the unknown secret {name!r}",
             hint="declare it under secrets:",
         )
-    if not known_format(fmt):
+    if not secret.spec.knows_format(fmt):
         raise SessionError(f"placeholder for {name!r} asks for the unknown format {fmt!r}")
     return secret.spec.render(secret.value, fmt)

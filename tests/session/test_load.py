@@ -186,7 +186,7 @@ def _base(extra_service: str = "", extra_top: str = "", command: str = "app") ->
             "services[0].attestation.mrenclave",
         ),
         (
-            _base("", "secrets:\n  - {name: k, kind: x509}\n"),
+            _base("", "secrets:\n  - {name: k, kind: pgp-key}\n"),
             "secrets[0].kind",
         ),
         (_base("", "secrets:\n  - {name: k, kind: binary, value: xyz}\n"), "secrets[0].value"),
