@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sconify.cas.store import Conflict, SessionStore, StoredVersion, Transaction
 from sconify.errors import CasRefused, SessionError
-from sconify.session import SecretValue, Session, load_session, session_hash
+from sconify.session import SecretValue, Session, load_session, secret_values, session_hash
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def submit_session(store: SessionStore, yaml_text: str, identity: str | None) ->
                     "(`sconify session update` does that)",
                 )
             _check_namespace(tx, session, caller)
-            secrets = {spec.name: spec.initial_value() for spec in session.secrets}
+            secrets = _secret_values(session, None)
         else:
             if current is None:
                 raise CasRefused(
@@ -86,7 +86,7 @@ def submit_session(store: SessionStore, yaml_text: str, identity: str | None) ->
                     check="predecessor",
                     hint="someone updated it meanwhile: read it again and re-apply your change",
                 )
-            secrets = _migrate_secrets(session, old_session, old)
+            secrets = _secret_values(session, (old_session, old.secrets))
         try:
             tx.put_version(
                 name=session.name,
@@ -131,15 +131,14 @@ def _check_namespace(tx: Transaction, session: Session, caller: str) -> None:
         )
 
 
-def _migrate_secrets(new: Session, old: Session, old_version: StoredVersion) -> dict[str, bytes]:
-    values: dict[str, bytes] = {}
-    for spec in new.secrets:
-        old_spec = old.secret(spec.name)
-        kept = None
-        if old_spec is not None and spec.name in old_version.secrets:
-            kept = spec.migrate(old_spec, old_version.secrets[spec.name])
-        values[spec.name] = kept if kept is not None else spec.initial_value()
-    return values
+def _secret_values(
+    session: Session, previous: tuple[Session, dict[str, bytes]] | None
+) -> dict[str, bytes]:
+    # Made and migrated by the session package (scone.md section 4 rules, in reference order).
+    try:
+        return secret_values(session, previous)
+    except SessionError as err:
+        raise CasRefused(err.message, status=400, check="session", hint=err.hint) from None
 
 
 def read_session(
