@@ -63,9 +63,8 @@ def open_store(state_dir: Path, db: str | None = None) -> SessionStore:
 
 def verify_chain(state_dir: Path, db: str | None = None) -> AuditReport:
     """Walk the audit chain of an existing CAS; a :class:`ServiceError` names a broken entry."""
-    missing = [p for p in (state_dir / MASTER_KEY_FILE, state_dir / DB_FILE) if not p.exists()]
-    if db is not None:
-        missing = missing[:1]
+    needed = [state_dir / MASTER_KEY_FILE] + ([state_dir / DB_FILE] if db is None else [])
+    missing = [path for path in needed if not path.exists()]
     if missing:
         raise ServiceError(
             f"{missing[0]} does not exist: {state_dir} is not the state dir of a CAS",

@@ -210,14 +210,25 @@ class Transaction:
             raise ServiceError(f"the store lost the current version of {name!r}")
         return head, version
 
-    def history(self, name: str) -> list[str]:
-        """Every stored version hash of ``name``, oldest first."""
-        return [
-            row[0]
-            for row in self._sql.rows(
-                "SELECT hash FROM versions WHERE name = ? ORDER BY created_at, hash", name
+    def lineage(self, name: str) -> list[str]:
+        """The version hashes from the current one back to the first, following predecessors.
+
+        Raises :class:`ServiceError` when a link is missing (a half-written history).
+        """
+        head = self.head(name)
+        if head is None:
+            return []
+        chain: list[str] = []
+        wanted: str | None = head.current_hash
+        while wanted is not None:
+            row = self._sql.one(
+                "SELECT predecessor FROM versions WHERE name = ? AND hash = ?", name, wanted
             )
-        ]
+            if row is None or wanted in chain:
+                raise ServiceError(f"the history of {name!r} is broken at version {wanted}")
+            chain.append(wanted)
+            wanted = row[0]
+        return chain
 
     def put_version(
         self,
