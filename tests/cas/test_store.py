@@ -110,7 +110,8 @@ def test_verify_names_the_first_broken_entry(
         _put(store, f"s{index}", f"h{index}", None)
     intact = verify_chain(tmp_path / "state", db)
     assert intact.entries == 4
-    _tamper(tmp_path / "state", db, "UPDATE audit SET entry = replace(entry, 's2', 's9') WHERE seq = 3")
+    forged = "UPDATE audit SET entry = replace(entry, 's2', 's9') WHERE seq = 3"
+    _tamper(tmp_path / "state", db, forged)
     with pytest.raises(ServiceError) as caught:
         verify_chain(tmp_path / "state", db)
     assert "audit entry 3 is broken" in caught.value.message
