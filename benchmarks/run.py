@@ -29,6 +29,7 @@ import contextlib
 import datetime
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -397,7 +398,19 @@ def main() -> None:
     parser.add_argument("--no-profile", action="store_true", help="skip py-spy and experiments")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="only write --out again from the last run's results (kept in the cache)",
+    )
     args = parser.parse_args()
+    last = images.cache_root() / "bench" / "last-results.pickle"
+    if args.render_only:
+        with last.open("rb") as handle:
+            kept = pickle.load(handle)
+        args.out.write_text(report.render(kept["results"], kept["images"]))
+        log(f"wrote {args.out} from {last}")
+        return
 
     bench_images = images.build(log)
     scratch = Path(tempfile.mkdtemp(prefix="sconify-bench-"))
@@ -451,6 +464,9 @@ def main() -> None:
                 results["experiments"] = experiments(setup)
         results["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         results["duration"] = time.monotonic() - START
+        last.parent.mkdir(parents=True, exist_ok=True)
+        with last.open("wb") as handle:
+            pickle.dump({"results": results, "images": bench_images}, handle)
         text = report.render(results, bench_images)
         args.out.write_text(text)
         log(f"wrote {args.out} ({time.monotonic() - START:.0f}s in all)")
