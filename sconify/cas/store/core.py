@@ -230,6 +230,10 @@ class Transaction:
             wanted = row[0]
         return chain
 
+    def hashes(self, name: str) -> set[str]:
+        """Every stored version hash of ``name``, in no order."""
+        return {row[0] for row in self._sql.rows("SELECT hash FROM versions WHERE name = ?", name)}
+
     def put_version(
         self,
         *,
