@@ -403,12 +403,18 @@ class SecurityPolicy:
             f.hex_string(item, f.child(kpath, i), nbytes=32)
             for i, item in enumerate(f.seq(att.get("trusted_scone_qe_pubkeys"), kpath))
         ]
+        advisories = _advisories(att.get("ignore_advisories"), f.child(apath, "ignore_advisories"))
+        if advisories == ("*",) and "debug-mode" not in tolerate:
+            # SCONE: the wildcard is honoured only together with debug-mode.
+            raise f.fail(
+                f.child(apath, "ignore_advisories"),
+                '"*" is allowed only when tolerate lists debug-mode',
+                hint="list the advisories by id (INTEL-SA-xxxxx)",
+            )
         return cls(
             tolerate=tuple(sorted(set(tolerate))),
             trusted_scone_qe_pubkeys=tuple(sorted(set(keys))),
-            ignore_advisories=_advisories(
-                att.get("ignore_advisories"), f.child(apath, "ignore_advisories")
-            ),
+            ignore_advisories=advisories,
         )
 
     def to_dict(self) -> dict[str, Any]:
