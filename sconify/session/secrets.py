@@ -15,7 +15,7 @@ import secrets as _random
 import string
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from sconify.errors import SessionError
@@ -124,7 +124,7 @@ class _SizedSecret(SecretSpec):
     """A secret described by a ``size`` and an optional given ``value`` (ascii, binary)."""
 
     size: int
-    value: str | None
+    value: str | None = field(repr=False)  # a given secret stays out of logs
 
     def to_dict(self) -> dict[str, Any]:
         """Normalized description."""
@@ -256,7 +256,7 @@ class PrivateKeySecret(SecretSpec):
 
     key_type: str
     migrate_key: bool
-    value: str | None
+    value: str | None = field(repr=False)  # a given secret stays out of logs
 
     kind: ClassVar[str] = "private-key"
     default_format: ClassVar[str] = "pem"
@@ -359,7 +359,7 @@ class CertificateSecret(SecretSpec):
     san: tuple[str, ...]
     endpoint: str | None
     valid_for: str | None
-    value: str | None
+    value: str | None = field(repr=False)  # a given secret stays out of logs
 
     kind: ClassVar[str] = "x509"
     default_format: ClassVar[str] = "crt"

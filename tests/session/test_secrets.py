@@ -332,3 +332,16 @@ def test_access_policy_takes_pem_certificates_as_their_key_hash() -> None:
     with pytest.raises(SessionError) as caught:
         load_session(bad)
     assert caught.value.message.startswith("access_policy.read[0]:")
+
+
+def test_given_values_stay_out_of_repr() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    text = _session(
+        "- {name: pw, kind: ascii, value: hunter2-hunter2}\n"
+        "- name: k\n  kind: private-key\n  value: |\n" + textwrap.indent(pem, "    ")
+    )
+    shown = repr(load_session(text))
+    assert "hunter2-hunter2" not in shown and pem.splitlines()[1] not in shown
