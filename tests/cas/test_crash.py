@@ -134,7 +134,8 @@ def test_kill_9_mid_stream_keeps_every_acknowledged_update(
             if path.is_file():
                 haystacks[str(path)] = path.read_bytes()
     else:
-        assert any(name.endswith("cas.sqlite3-wal (after the kill)") for name in haystacks)
+        # The WAL file exists only while a connection is open, so it may or may not be there.
+        assert any(name.endswith("cas.sqlite3 (after the kill)") for name in haystacks)
     for where, data in haystacks.items():
         for needle in needles:
             assert needle not in data, f"{needle[:6]!r}... in plaintext in {where}"
