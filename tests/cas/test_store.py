@@ -3,6 +3,7 @@ the audit chain, the master key check and stored challenges."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from sconify.cas.store import Conflict, SessionStore, open_store, verify_chain
 from sconify.cas.store.nonces import StoredNonceBook
 from sconify.errors import ServiceError, UsageError
 from tests.support import postgres as pg_support
+from tests.support.cli import Cli
 
 postgres = pg_support.postgres
 OpenStore = Callable[[], SessionStore]
@@ -110,6 +112,9 @@ def test_verify_names_the_first_broken_entry(
         _put(store, f"s{index}", f"h{index}", None)
     intact = verify_chain(tmp_path / "state", db)
     assert intact.entries == 4
+    args = ["cas", "audit", "verify", "--state-dir", str(tmp_path / "state"), "--json"]
+    shown = Cli(tmp_path / "home").run("sconify", *args, *(["--db", db] if db else []))
+    assert json.loads(shown.stdout) == {"entries": 4, "head": intact.head}
     forged = "UPDATE audit SET entry = replace(entry, 's2', 's9') WHERE seq = 3"
     _tamper(tmp_path / "state", db, forged)
     with pytest.raises(ServiceError) as caught:
@@ -117,6 +122,11 @@ def test_verify_names_the_first_broken_entry(
     assert "audit entry 3 is broken" in caught.value.message
     report = store.verify_audit()
     assert (report.broken, report.entries) == (3, 2)
+    args = ["cas", "audit", "verify", "--state-dir", str(tmp_path / "state")]
+    args += ["--db", db] if db else []
+    failed = Cli(tmp_path / "home").run("sconify", *args, check=False)
+    assert failed.returncode == 1 and failed.stdout == ""
+    assert "audit entry 3 is broken" in failed.stderr and "hint:" in failed.stderr
     _tamper(tmp_path / "state", db, "DELETE FROM audit WHERE seq = 3")
     report = store.verify_audit()
     assert report.broken == 4 and report.problem == "entry 3 is missing"
