@@ -263,6 +263,28 @@ def test_no_secret_value_in_errors_or_logs(
             assert secret not in message
         assert secret not in log
 
+    # Nor in the state directory (the database, its WAL, keys): generated and given keys, raw.
+    raw_secrets = [
+        password.encode(),
+        files["/tls/signing.der"],
+        serialization.load_pem_private_key(files["/tls/server.key"], None).private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+        given.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    ]
+    stored = [p for p in cas.state_dir.rglob("*") if p.is_file()]
+    assert stored
+    for path in stored:
+        content = path.read_bytes()
+        for needle in [*raw_secrets, *(s.encode() for s in secrets)]:
+            assert needle not in content, f"a secret is readable in {path.name}"
+
 
 def _mismatched_certificate(key_pem: str, other: ec.EllipticCurvePrivateKey) -> str:
     """A secret whose given certificate belongs to ``other`` but names ``key_pem``'s key."""
