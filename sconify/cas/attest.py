@@ -216,5 +216,13 @@ def attest(store: SessionStore, nonces: NonceBook, body: dict[str, Any]) -> str:
         config = service_config(session, service.name, values, session_hash=current_hash)
     except SessionError as err:
         raise CasRefused(err.message, status=500, check="config", hint=err.hint) from None
+    except ValueError:
+        # A stored key or certificate that no longer parses: say which, never what it holds.
+        raise CasRefused(
+            f"a secret of session {session.name!r} could not be rendered",
+            status=500,
+            check="config",
+            hint="update the session so the CAS makes its secrets again",
+        ) from None
     log.info("released %s (session %s) to measurement %s", config_id, current_hash, quote.mrenclave)
     return seal(canonical_json(config), tee)

@@ -345,3 +345,13 @@ def test_given_values_stay_out_of_repr() -> None:
     )
     shown = repr(load_session(text))
     assert "hunter2-hunter2" not in shown and pem.splitlines()[1] not in shown
+
+
+def test_a_corrupt_stored_value_fails_as_value_error() -> None:
+    # The CAS maps ValueError at release to a 500 `config` refusal that holds no value.
+    session = load_session(_session(PKI))
+    for name in ("ca_key", "ca"):
+        spec = session.secret(name)
+        assert spec is not None
+        with pytest.raises(ValueError):
+            spec.render(b"garbage", None)
