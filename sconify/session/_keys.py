@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12 as _pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
@@ -266,4 +267,15 @@ def public_pem_of_cert(cert: x509.Certificate) -> bytes:
     """SubjectPublicKeyInfo PEM of a certificate's key."""
     return cert.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def pkcs12(name: str, bundle: CertBundle) -> bytes:
+    """A PKCS#12 file (no password) with the key, the certificate and its issuer chain."""
+    return _pkcs12.serialize_key_and_certificates(
+        name.encode("utf-8"),
+        bundle.key,
+        bundle.certificate,
+        list(bundle.chain) or None,
+        serialization.NoEncryption(),
     )

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from sconify.errors import SessionError
 from sconify.session.secrets import SecretValue
 
-#: ``$$SCONE::name$$``, ``$$SCONE::name:hex$$``, ``$$SCONE::name:crt:der$$``.
+#: ``$$SCONE::name$$``, ``$$SCONE::name:hex$$``, ``$$SCONE::name:crt:der$$``,
+#: ``$$SCONE::name:pkcs12-with-private-key$$``.
 PLACEHOLDER = re.compile(
-    r"\$\$SCONE::([A-Za-z0-9_\-.]{1,128})(?::([A-Za-z0-9]+(?::[A-Za-z0-9]+)?))?\$\$"
+    r"\$\$SCONE::([A-Za-z0-9_\-.]{1,128})(?::([A-Za-z0-9][A-Za-z0-9-]*(?::[A-Za-z0-9]+)?))?\$\$"
 )
 
 

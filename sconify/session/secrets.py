@@ -243,6 +243,7 @@ CERT_FORMATS: dict[str, bool] = {
     "chain": True,
     "privatekey": True,
     "publickey": True,
+    "pkcs12-with-private-key": False,
 }
 
 
@@ -508,13 +509,15 @@ class CertificateSecret(SecretSpec):
             return b"".join(k.cert_pem(c) for c in bundle.all_certs)
         if fmt == "publickey":
             return k.public_pem_of_cert(bundle.certificate)
-        if fmt == "privatekey":
+        if fmt in ("privatekey", "pkcs12-with-private-key"):
             if bundle.key is None:
                 raise SessionError(
                     f"secret {self.name!r} has no private key to render",
                     hint="give private_key, or include the key in value",
                 )
-            return k.pkcs8_pem(bundle.key)
+            if fmt == "privatekey":
+                return k.pkcs8_pem(bundle.key)
+            return k.pkcs12(self.name, bundle)
         raise ValueError(f"unknown format {fmt!r}")
 
     def public_value(self, value: bytes) -> str:

@@ -11,6 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sconify.errors import SessionError
@@ -355,3 +356,21 @@ def test_a_corrupt_stored_value_fails_as_value_error() -> None:
         assert spec is not None
         with pytest.raises(ValueError):
             spec.render(b"garbage", None)
+
+
+def test_pkcs12_with_private_key_holds_key_certificate_and_chain() -> None:
+    files = '[{path: /tls/leaf.p12, content: "$$SCONE::leaf:pkcs12-with-private-key$$"}]'
+    session = load_session(_session(PKI, files=files))
+    values = secret_values(session)
+    config = _config(session, values)
+    injected = config["injection_files"]
+    assert isinstance(injected, list)
+    key, certificate, extra = pkcs12.load_key_and_certificates(
+        base64.b64decode(injected[0]["content_b64"]), None
+    )
+    leaf = CertBundle.from_pem(values["leaf"])
+    assert certificate == leaf.certificate and extra == list(leaf.chain)
+    assert key is not None and key.public_key() == leaf.certificate.public_key()
+    with pytest.raises(SessionError) as caught:
+        load_session(_session(PKI, command='[app, "$$SCONE::leaf:pkcs12-with-private-key$$"]'))
+    assert "binary format" in caught.value.message
