@@ -103,6 +103,14 @@ class Checker:
         self.seen.add((method, path, response.status_code))
         return body
 
+    def check_request(self, method: str, path: str, body: Any) -> Any:
+        """Assert a request body the real clients send fits the documented request schema."""
+        content = self.document["paths"][path][method]["requestBody"]["content"]
+        schema = content["application/json"]["schema"]
+        root = {**schema, "components": self.document["components"]}
+        jsonschema.Draft202012Validator(root).validate(body)
+        return body
+
     def _resolve(self, ref: str) -> dict[str, Any]:
         node: Any = self.document
         for part in ref.removeprefix("#/").split("/"):
@@ -261,6 +269,9 @@ def test_enclave_and_las_answers_match_the_documents(
                 "qe_pubkey": signed["qe_pubkey"],
                 "tee_pubkey": tee.public_key.to_jwk(),
             }
+            enclave_doc.check_request("post", attest_path, request)
+            with pytest.raises(jsonschema.ValidationError):
+                enclave_doc.check_request("post", attest_path, {**request, "extra": 1})
             released = enclave_doc.check(
                 "post", attest_path, enclave.post(attest_path, json=request)
             )
