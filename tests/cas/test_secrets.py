@@ -26,6 +26,7 @@ from sconify.cas.identity import Identity
 from sconify.crypto.jwe import TeePrivateKey, open_sealed
 from sconify.errors import CasRefused, CryptoError
 from sconify.las.quote import bind_report_data
+from sconify.session import load_session, session_hash
 from tests.cas.policies import MEASUREMENT, OTHER_MEASUREMENT, namespace
 from tests.support.services import CasProcess, LasProcess
 
@@ -95,7 +96,8 @@ def deployed(alice: Identity, connect: Connect, ns: str, las: LasProcess) -> tup
     client = connect(alice)
     client.create_session(namespace(ns))
     name = f"{ns}/pki"
-    client.create_session(_session(name, las.qe_key_id))
+    text = _session(name, las.qe_key_id)
+    assert client.create_session(text) == session_hash(load_session(text)), "hash predictable"
     return client, name
 
 
