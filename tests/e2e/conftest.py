@@ -32,9 +32,9 @@ def _engine_names_cleanup(docker_engine: Any) -> Iterator[None]:
     yield
     client = docker_engine.client()
     for image in client.images.list():
-        if any(tag.startswith(ENGINE_PREFIX) for tag in image.tags):
-            for tag in image.tags:
-                client.images.remove(tag, force=True)
+        for tag in image.tags:
+            if tag.startswith(ENGINE_PREFIX):
+                client.images.remove(tag)  # only this session's names; shared layers stay
     client.close()
 
 

@@ -379,7 +379,6 @@ def test_session_refused_leaves_image_untagged(
     docker_client: Any,
 ) -> None:
     target = f"{registry.addr}/never-session:latest"
-    before = {i.id for i in docker_client.images.list(all=True)}
     result = cli.run(
         "sconify_image",
         f"--from={flask_samples.root}",
@@ -388,6 +387,7 @@ def test_session_refused_leaves_image_untagged(
         f"--cas={cas.api_addr}",
         f"--las={las.addr}",
         "--namespace=namespace-that-does-not-exist",
+        "--name=refused",
         "--dir=/app",
         "--cas-debug",
         "--push-image",
@@ -395,4 +395,6 @@ def test_session_refused_leaves_image_untagged(
     )
     assert result.returncode == 1 and "--create-namespace" in result.stderr
     _not_tagged(docker_client, target)
-    assert {i.id for i in docker_client.images.list(all=True)} <= before
+    # The image was loaded into the engine unnamed before the CAS refused; it is gone again.
+    label = "org.sconify.config-id=namespace-that-does-not-exist/refused/service"
+    assert docker_client.images.list(all=True, filters={"label": label}) == []
