@@ -96,17 +96,28 @@ def cpu_busy(window: float = 0.5) -> float:
     return (busy1 - busy0) / max(total1 - total0, 1)
 
 
-def wait_for_quiet(limit: float = 0.25, patience: float = 20.0) -> float:
-    """Wait (up to ``patience`` seconds) until other work leaves the cores mostly idle.
+class QuietWaiter:
+    """Waits before each run until other work leaves the cores mostly idle.
 
-    Returns the last busy fraction seen, which goes into the report: a shared machine (other
-    test suites) makes runs slower, and this says by how much it was shared.
+    At most ``patience`` seconds per run and ``budget`` seconds in all, so that a busy machine
+    makes the benchmark noisier, not endless. Each call returns the last busy fraction seen,
+    which goes into the report: a shared machine (other test suites) makes runs slower, and
+    this says by how much it was shared.
     """
-    deadline = time.monotonic() + patience
-    busy = cpu_busy()
-    while busy > limit and time.monotonic() < deadline:
+
+    def __init__(self, limit: float = 0.25, patience: float = 10.0, budget: float = 240.0):
+        self.limit = limit
+        self.patience = patience
+        self.budget = budget
+
+    def __call__(self) -> float:
+        start = time.monotonic()
+        deadline = start + min(self.patience, self.budget)
         busy = cpu_busy()
-    return busy
+        while busy > self.limit and time.monotonic() < deadline:
+            busy = cpu_busy()
+        self.budget = max(0.0, self.budget - (time.monotonic() - start))
+        return busy
 
 
 class CountingProxy:

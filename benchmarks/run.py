@@ -50,13 +50,14 @@ import report  # noqa: E402
 import sampling  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
-from measure import Measurement, counting_proxy, run_measured, wait_for_quiet  # noqa: E402
+from measure import Measurement, QuietWaiter, counting_proxy, run_measured  # noqa: E402
 
 import images  # noqa: E402
 from sconify.dev.registry import RegistryProcess, start_registry  # noqa: E402
 from tests.support.services import CasProcess, LasProcess, run_cas, run_las  # noqa: E402
 
 BIN = Path(sys.executable).parent
+WAIT_FOR_QUIET = QuietWaiter()
 SOURCE_REPO = "bench/native"
 
 
@@ -231,7 +232,7 @@ def measure_once(setup: Setup, case: str, run: int, tool: Tool, src_tag: str) ->
     repo = "bench/skopeo" if tool.is_skopeo else "bench/sconify"
     with fresh_registry(setup, f"{case}-{run}-{uuid.uuid4().hex[:8]}") as dest:
         target = f"{dest.addr}/{repo}:latest"
-        busy = wait_for_quiet()
+        busy = WAIT_FOR_QUIET()
         with invocation(setup, tool, src_tag, target) as (argv, env):
             m = run_measured(
                 argv, tool=tool.label, case=case, run=run, env=env, scratch=setup.scratch / "logs"
