@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import hashlib
 import json
 import os
 import pickle
@@ -402,10 +403,12 @@ def main() -> None:
     parser.add_argument(
         "--render-only",
         action="store_true",
-        help="only write --out again from the last run's results (kept in the cache)",
+        help="only write --out again from the results of the last run that wrote it",
     )
     args = parser.parse_args()
-    last = images.cache_root() / "bench" / "last-results.pickle"
+    # One results file per output file, so a quick run to elsewhere keeps BENCHMARKS.md's.
+    key = hashlib.sha256(str(args.out.resolve()).encode()).hexdigest()[:12]
+    last = images.cache_root() / "bench" / f"results-{key}.pickle"
     if args.render_only:
         with last.open("rb") as handle:
             kept = pickle.load(handle)
