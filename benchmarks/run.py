@@ -1,7 +1,7 @@
 """``make bench``: sconify image convert against skopeo copy --encryption-key, side by side.
 
     .venv/bin/python benchmarks/run.py [--runs 5] [--big-runs 3] [--no-big] [--no-profile]
-                                       [--out BENCHMARKS.md] [--keep]
+                                       [--out BENCHMARKS.md] [--keep] [--render-only]
 
 What it does (BENCHMARKS.md, which it writes, says the same with the numbers):
 
