@@ -85,7 +85,7 @@ def conversion_options(
         str, typer.Option(help="Compression of the layers sconify writes: gzip or zstd.")
     ] = "gzip",
     platform: Annotated[
-        str | None, typer.Option(help="Pick OS/ARCH[/VARIANT] from an index (default linux/amd64).")
+        str | None, typer.Option(help="Pick OS/ARCH\\[/VARIANT] from an index (default linux/amd64).")
     ] = None,
     all_platforms: Annotated[
         bool, typer.Option(help="Convert every platform of an index into a new index.")

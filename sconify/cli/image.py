@@ -46,7 +46,7 @@ def _store() -> Iterator[object]:
 
 
 PlatformOpt = Annotated[
-    str | None, typer.Option(help="Pick OS/ARCH[/VARIANT] from an index (default linux/amd64).")
+    str | None, typer.Option(help="Pick OS/ARCH\\[/VARIANT] from an index (default linux/amd64).")
 ]
 
 
