@@ -6,7 +6,7 @@ import contextlib
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -26,6 +26,10 @@ from sconify.cli.registry_flags import (
     registry_options,
 )
 
+if TYPE_CHECKING:
+    from sconify.image import Image
+    from sconify.registry.options import RegistryOptions
+
 app = typer.Typer(help="Measure, inspect and copy images.", no_args_is_help=True)
 
 RefArg = Annotated[
@@ -37,33 +41,25 @@ RefArg = Annotated[
 ]
 
 
-@contextlib.contextmanager
-def _store() -> Iterator[object]:
-    from sconify.image import BlobStore
-
-    with tempfile.TemporaryDirectory(prefix="sconify-") as tmp:
-        yield BlobStore(Path(tmp))
-
-
 PlatformOpt = Annotated[
     str | None, typer.Option(help="Pick OS/ARCH\\[/VARIANT] from an index (default linux/amd64).")
 ]
 
 
-def _read(text: str, store: object, platform: str | None = None, options: object = None) -> object:
+@contextlib.contextmanager
+def _image_at(ref: str, platform: str | None, options: RegistryOptions | None) -> Iterator[Image]:
+    """The image ``ref`` names, read into a scratch store that lives as long as the block."""
     from sconify.image import BlobStore, Platform
-    from sconify.registry.options import RegistryOptions
     from sconify.transports import dispatch
     from sconify.transports.refs import parse
 
-    assert isinstance(store, BlobStore)
-    assert options is None or isinstance(options, RegistryOptions)
-    return dispatch.read(
-        parse(text),
-        store,
-        platform=Platform.parse(platform) if platform else None,
-        options=options,
-    )
+    with tempfile.TemporaryDirectory(prefix="sconify-") as tmp:
+        yield dispatch.read(
+            parse(ref),
+            BlobStore(Path(tmp)),
+            platform=Platform.parse(platform) if platform else None,
+            options=options,
+        )
 
 
 @app.command()
@@ -77,15 +73,12 @@ def measure(
     json_out: Annotated[bool, typer.Option("--json", help="Show the measured fields too.")] = False,
 ) -> None:
     """Print the measurement the shim computes for a converted image (what SCONE_HASH=1 prints)."""
-    from sconify.image import Image
     from sconify.inspect import measure_image
 
-    with _store() as store:
-        options = registry_options(
-            creds=creds, authfile=authfile, cert_dir=cert_dir, tls_verify=tls_verify
-        )
-        image = _read(ref, store, platform, options)
-        assert isinstance(image, Image)
+    options = registry_options(
+        creds=creds, authfile=authfile, cert_dir=cert_dir, tls_verify=tls_verify
+    )
+    with _image_at(ref, platform, options) as image:
         report = measure_image(image)
     if json_out:
         render.emit({"measurement": report.measurement, "fields": report.fields}, as_json=True)
@@ -104,15 +97,12 @@ def inspect(
     json_out: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
     """Show layers, media types and, for a converted image, regions, measurement and config id."""
-    from sconify.image import Image
     from sconify.inspect import describe
 
-    with _store() as store:
-        options = registry_options(
-            creds=creds, authfile=authfile, cert_dir=cert_dir, tls_verify=tls_verify
-        )
-        image = _read(ref, store, platform, options)
-        assert isinstance(image, Image)
+    options = registry_options(
+        creds=creds, authfile=authfile, cert_dir=cert_dir, tls_verify=tls_verify
+    )
+    with _image_at(ref, platform, options) as image:
         info = describe(image)
     if json_out:
         render.emit(info, as_json=True)
@@ -168,7 +158,6 @@ def copy(
     dest_tls_verify: DestTlsVerify = "true",
 ) -> None:
     """Copy an image without converting it (like skopeo copy); prints the written digest."""
-    from sconify.image import Image
     from sconify.transports import dispatch
     from sconify.transports.refs import parse
 
@@ -187,7 +176,5 @@ def copy(
         tls_verify=dest_tls_verify,
         flag="--dest-tls-verify",
     )
-    with _store() as store:
-        image = _read(src, store, None, source_options)
-        assert isinstance(image, Image)
+    with _image_at(src, None, source_options) as image:
         render.emit(dispatch.write(image, target, options=target_options))
