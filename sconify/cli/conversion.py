@@ -23,7 +23,7 @@ from sconify.cli.registry_flags import (
     SrcCertDir,
     SrcCreds,
     SrcTlsVerify,
-    registry_options,
+    source_and_target_options,
 )
 from sconify.errors import UsageError
 from sconify.transports.refs import DefaultTransport
@@ -85,7 +85,8 @@ def conversion_options(
         str, typer.Option(help="Compression of the layers sconify writes: gzip or zstd.")
     ] = "gzip",
     platform: Annotated[
-        str | None, typer.Option(help="Pick OS/ARCH\\[/VARIANT] from an index (default linux/amd64).")
+        str | None,
+        typer.Option(help="Pick OS/ARCH\\[/VARIANT] from an index (default linux/amd64)."),
     ] = None,
     all_platforms: Annotated[
         bool, typer.Option(help="Convert every platform of an index into a new index.")
@@ -104,6 +105,17 @@ def conversion_options(
 ) -> dict[str, Any]:
     """The shared options (only their signature is used)."""
     return locals()
+
+
+_REGISTRY_FLAGS = (
+    "src_creds",
+    "dest_creds",
+    "authfile",
+    "src_cert_dir",
+    "dest_cert_dir",
+    "src_tls_verify",
+    "dest_tls_verify",
+)
 
 
 def _env_pairs(values: list[str]) -> tuple[tuple[str, str], ...]:
@@ -147,6 +159,9 @@ def run_conversion(
             f"--compression={opts['compression']} is not gzip or zstd",
             hint="use --compression=gzip (the default, read by every engine) or zstd",
         )
+    source_options, target_options = source_and_target_options(
+        **{key: opts[key] for key in _REGISTRY_FLAGS}
+    )
     request = LiftRequest(
         source=source,
         target=target,
@@ -171,20 +186,8 @@ def run_conversion(
         compression=Compression(opts["compression"]),
         platform=Platform.parse(opts["platform"]) if opts["platform"] else None,
         all_platforms=opts["all_platforms"],
-        source_options=registry_options(
-            creds=opts["src_creds"],
-            authfile=opts["authfile"],
-            cert_dir=opts["src_cert_dir"],
-            tls_verify=opts["src_tls_verify"],
-            flag="--src-tls-verify",
-        ),
-        target_options=registry_options(
-            creds=opts["dest_creds"],
-            authfile=opts["authfile"],
-            cert_dir=opts["dest_cert_dir"],
-            tls_verify=opts["dest_tls_verify"],
-            flag="--dest-tls-verify",
-        ),
+        source_options=source_options,
+        target_options=target_options,
     )
     if request.platform and request.all_platforms:
         raise UsageError(

@@ -24,6 +24,7 @@ from sconify.cli.registry_flags import (
     SrcTlsVerify,
     TlsVerify,
     registry_options,
+    source_and_target_options,
 )
 
 if TYPE_CHECKING:
@@ -162,19 +163,14 @@ def copy(
     from sconify.transports.refs import parse
 
     target = parse(dst)
-    source_options = registry_options(
-        creds=src_creds,
+    source_options, target_options = source_and_target_options(
+        src_creds=src_creds,
+        dest_creds=dest_creds,
         authfile=authfile,
-        cert_dir=src_cert_dir,
-        tls_verify=src_tls_verify,
-        flag="--src-tls-verify",
-    )
-    target_options = registry_options(
-        creds=dest_creds,
-        authfile=authfile,
-        cert_dir=dest_cert_dir,
-        tls_verify=dest_tls_verify,
-        flag="--dest-tls-verify",
+        src_cert_dir=src_cert_dir,
+        dest_cert_dir=dest_cert_dir,
+        src_tls_verify=src_tls_verify,
+        dest_tls_verify=dest_tls_verify,
     )
     with _image_at(src, None, source_options) as image:
         render.emit(dispatch.write(image, target, options=target_options))

@@ -59,3 +59,32 @@ def registry_options(
         cert_dir=cert_dir,
         tls_verify=_boolean(flag, tls_verify),
     )
+
+
+def source_and_target_options(
+    *,
+    src_creds: str | None,
+    dest_creds: str | None,
+    authfile: Path | None,
+    src_cert_dir: Path | None,
+    dest_cert_dir: Path | None,
+    src_tls_verify: str,
+    dest_tls_verify: str,
+) -> tuple[RegistryOptions, RegistryOptions]:
+    """Both sides' options from skopeo's ``--src-*``/``--dest-*`` flags."""
+    return (
+        registry_options(
+            creds=src_creds,
+            authfile=authfile,
+            cert_dir=src_cert_dir,
+            tls_verify=src_tls_verify,
+            flag="--src-tls-verify",
+        ),
+        registry_options(
+            creds=dest_creds,
+            authfile=authfile,
+            cert_dir=dest_cert_dir,
+            tls_verify=dest_tls_verify,
+            flag="--dest-tls-verify",
+        ),
+    )
