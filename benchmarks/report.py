@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import cas_report
 import patched
 import sampling
 from measure import Measurement
@@ -489,6 +490,8 @@ def render(results: dict[str, Any], bench: images.BenchImages) -> str:
             f"cache), sconify takes {_s(s_native[warm]['wall'])}: **{value:.2f}x** skopeo "
             f"({_status(value <= RATIO_TARGET)}).",
         ]
+    if "cas_load" in results:
+        out += ["", *cas_report.section(results["cas_load"])]
     out += ["", "## Machine", "", "| | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in machine()]
     busy = [x for m in [*native, *big] if isinstance(x := m.extra.get("busy"), float)]

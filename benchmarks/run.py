@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/run.py [--runs 5] [--big-runs 3] [--no-big] [--no-profile]
                                        [--out BENCHMARKS.md] [--keep] [--render-only]
+                                       [--only-cas | --no-cas]
 
 What it does (BENCHMARKS.md, which it writes, says the same with the numbers):
 
@@ -20,6 +21,9 @@ What it does (BENCHMARKS.md, which it writes, says the same with the numbers):
    same repository, through a counting TCP proxy, and reports the bytes each run sent.
 5. Profiles one conversion with py-spy (:mod:`sampling`) and runs micro-measurements
    (:mod:`experiments`), then writes ``BENCHMARKS.md`` (:mod:`report`).
+6. Its own stage: the CAS attestation load (:mod:`cas_load`): 1, 8 and 32 simulated enclaves
+   against a CAS and LAS of their own; ``--only-cas`` runs just this stage and replaces only
+   its section of an existing ``BENCHMARKS.md`` (:mod:`cas_report`).
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(HERE), str(ROOT)]
 
+import cas_load  # noqa: E402
+import cas_report  # noqa: E402
 import httpx  # noqa: E402
 import patched  # noqa: E402
 import report  # noqa: E402
@@ -392,6 +398,31 @@ def import_rss(setup: Setup) -> Measurement:
     )
 
 
+def only_cas(args: argparse.Namespace, last: Path) -> None:
+    """The CAS load stage alone: its section of ``args.out`` is replaced, the rest kept.
+
+    The result also goes into the kept results of the last full run (when there is one), so a
+    later ``--render-only`` shows it too.
+    """
+    scratch = Path(tempfile.mkdtemp(prefix="sconify-bench-cas-"))
+    try:
+        data = cas_load.run(scratch, log, profile=not args.no_profile)
+    finally:
+        if args.keep:
+            log(f"kept {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+    text = args.out.read_text() if args.out.exists() else ""
+    args.out.write_text(cas_report.splice(text, cas_report.section(data)))
+    if last.exists():
+        with last.open("rb") as handle:
+            kept = pickle.load(handle)
+        kept["results"]["cas_load"] = data
+        with last.open("wb") as handle:
+            pickle.dump(kept, handle)
+    log(f"wrote the CAS load section of {args.out} ({time.monotonic() - START:.0f}s in all)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--runs", type=int, default=5, help="rounds on the 230 MB image")
@@ -405,6 +436,13 @@ def main() -> None:
         action="store_true",
         help="only write --out again from the results of the last run that wrote it",
     )
+    stage = parser.add_mutually_exclusive_group()
+    stage.add_argument(
+        "--only-cas",
+        action="store_true",
+        help="only the CAS attestation load stage; replaces its section of --out",
+    )
+    stage.add_argument("--no-cas", action="store_true", help="skip the CAS attestation load")
     args = parser.parse_args()
     # One results file per output file, so a quick run to elsewhere keeps BENCHMARKS.md's.
     key = hashlib.sha256(str(args.out.resolve()).encode()).hexdigest()[:12]
@@ -414,6 +452,9 @@ def main() -> None:
             kept = pickle.load(handle)
         args.out.write_text(report.render(kept["results"], kept["images"]))
         log(f"wrote {args.out} from {last}")
+        return
+    if args.only_cas:
+        only_cas(args, last)
         return
 
     bench_images = images.build(log)
@@ -466,6 +507,10 @@ def main() -> None:
             if not args.no_profile:
                 results["profile"] = profile(setup, not args.no_big, tools)
                 results["experiments"] = experiments(setup)
+        if not args.no_cas:
+            results["cas_load"] = cas_load.run(
+                scratch / "cas-load", log, profile=not args.no_profile
+            )
         results["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         results["duration"] = time.monotonic() - START
         last.parent.mkdir(parents=True, exist_ok=True)
