@@ -17,6 +17,7 @@ import (
 	"sconify/runtime_shim/internal/config"
 	"sconify/runtime_shim/internal/fatal"
 	"sconify/runtime_shim/internal/forkguard"
+	"sconify/runtime_shim/internal/guard"
 	"sconify/runtime_shim/internal/imagefile"
 	"sconify/runtime_shim/internal/inject"
 	"sconify/runtime_shim/internal/kdf"
@@ -87,7 +88,7 @@ func Run(env config.LookupFunc, stdout, stderr io.Writer) error {
 	if err := inject.Write(root, sess.InjectionFiles); err != nil {
 		return err
 	}
-	return start(root, cfg, s, sess)
+	return start(root, cfg, s, sess, fields.AuthManifestSHA256, log)
 }
 
 // loadConfig resolves the image root and reads config.json. A root other than "/" is honoured
@@ -167,11 +168,17 @@ func openVolume(root rootfs.Root, cfg *config.Config, s *config.Settings, sess *
 }
 
 // start enters the working directory, applies the fork guard and the limits, and execs the
-// binary with exactly the session's argv and environment. Everything that allocates happens
-// before the limits, which apply to the shim itself until exec.
-func start(root rootfs.Root, cfg *config.Config, s *config.Settings, sess *session.Config) error {
+// binary with exactly the session's argv and environment (plus the dlopen guard's preload for a
+// dynamic binary). Everything that allocates happens before the limits, which apply to the shim
+// itself until exec.
+func start(root rootfs.Root, cfg *config.Config, s *config.Settings, sess *session.Config, manifestSHA256 string,
+	log *logging.Logger) error {
 	binary := root.Path(cfg.Binary)
-	argv, envv := sess.Command, sess.Env()
+	argv := sess.Command
+	envv, err := withGuard(root, cfg, s, sess.Env(), manifestSHA256, log)
+	if err != nil {
+		return err
+	}
 	if err := os.Chdir(root.Path(sess.PWD)); err != nil {
 		return fatal.New("entering the working directory "+sess.PWD, imagefile.Cause(err),
 			"the session's pwd must exist in the image or in a protected directory")
@@ -186,12 +193,46 @@ func start(root rootfs.Root, cfg *config.Config, s *config.Settings, sess *sessi
 		return fatal.New("applying SCONE_HEAP and SCONE_STACK", err.Error(),
 			"raise the container's hard limits with docker run --ulimit, or lower SCONE_HEAP/SCONE_STACK at conversion")
 	}
-	err := syscall.Exec(binary, argv, envv)
+	err = syscall.Exec(binary, argv, envv)
 	check := "the binary must exist in the image and be executable by the image's user"
 	if errors.Is(err, syscall.E2BIG) {
 		check = "arguments and environment may use at most a quarter of SCONE_STACK; raise --stack at conversion"
 	}
 	return fatal.New("starting "+cfg.Binary, err.Error(), check)
+}
+
+// withGuard preloads the dlopen guard when the binary is dynamic: the loader's own loading of
+// DT_NEEDED libraries is not a dlopen, but everything loaded later goes through the guard. The
+// preload comes from the shim alone (the host's environment never reaches the application).
+func withGuard(root rootfs.Root, cfg *config.Config, s *config.Settings, envv []string, manifestSHA256 string,
+	log *logging.Logger) ([]string, error) {
+	interp, err := guard.Interpreter(root.Path(cfg.Binary))
+	switch {
+	case errors.Is(err, guard.ErrNotELF):
+		// A script: the kernel runs its #! interpreter, which honours the preload when dynamic.
+		interp = "#!"
+	case err != nil:
+		return nil, fatal.New("reading the ELF headers of "+cfg.Binary, err.Error(),
+			"the binary must be readable by the image's user; convert the image again")
+	case interp == "":
+		return envv, nil // static: no loader to interpose on
+	}
+	if cfg.Guard == "" {
+		if s.Dlopen < 2 {
+			log.Warn("this image has no dlopen guard: SCONE_ALLOW_DLOPEN=%d is NOT enforced (convert it with a "+
+				"sconify build that has the guard for this architecture)", s.Dlopen)
+		}
+		return envv, nil
+	}
+	if guard.IsMusl(interp) {
+		if s.Dlopen == 2 {
+			return envv, nil
+		}
+		return nil, fatal.New(fmt.Sprintf("enforcing SCONE_ALLOW_DLOPEN=%d for %s", s.Dlopen, cfg.Binary),
+			"its loader "+interp+" is musl's, and the dlopen guard is built for glibc",
+			"use a glibc-based image, or convert with --dlopen=2 (debug only)")
+	}
+	return guard.Environment(envv, root.Path(cfg.Guard), s.Dlopen, manifestSHA256, root.Path(cfg.AuthManifest)), nil
 }
 
 func reportVersion(log *logging.Logger, s *config.Settings, cfg *config.Config, m string) {
