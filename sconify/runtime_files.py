@@ -22,7 +22,19 @@ def shim_path(arch: str = "amd64") -> Path:
     return path
 
 
+# Architectures whose guard `make install` builds; for the others, images ship without one and
+# the shim warns that SCONE_ALLOW_DLOPEN is not enforced (docs/dev/guard.md).
+GUARD_ARCHES = frozenset({"amd64"})
+
+
 def guard_path(arch: str = "amd64") -> Path | None:
-    """The dlopen guard library for ``arch``, when it has been built (issue 5 adds it)."""
+    """The dlopen guard library for ``arch``, or None for an architecture it is not built for."""
     path = _RUNTIME_DIR / f"libsconify_guard-linux-{arch}.so"
-    return path if path.is_file() else None
+    if path.is_file():
+        return path
+    if arch in GUARD_ARCHES:
+        raise ConversionError(
+            f"the dlopen guard for linux/{arch} is not built ({path} is missing)",
+            hint="run `make install` (it builds the guard with gcc)",
+        )
+    return None
