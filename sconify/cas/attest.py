@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import hashlib
 import hmac
 import logging
 import os
@@ -19,8 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from sconify.canonical import canonical_json
-from sconify.cas.sessions import current_values
 from sconify.cas.store import SessionStore
 from sconify.crypto.jwe import TeePublicKey, seal
 from sconify.errors import CasRefused, CryptoError, SessionError
@@ -31,13 +34,15 @@ from sconify.las.quote import (
     load_qe_public_key,
     signature_valid,
 )
-from sconify.session import Service, Session, service_config
+from sconify.session import SecretValue, Service, Session, load_session, service_config
 
 log = logging.getLogger(__name__)
 
 NONCE_TTL_SECONDS = 60
 _MAX_OUTSTANDING = 100_000
 _ATTEST_FIELDS = {"config_id", "nonce", "quote", "signature", "qe_pubkey", "tee_pubkey"}
+_PARSED_SESSIONS = 256
+_QE_KEYS = 64
 
 
 class BadAttestRequest(Exception):
@@ -104,9 +109,67 @@ def split_config_id(config_id: str) -> tuple[str, str]:
     return session_name, service_name
 
 
+class ParsedSessions:
+    """Validated sessions by the SHA-256 of their stored text, at most ``size`` of them.
+
+    Parsing and validating the YAML was half of the CAS's CPU per attestation (BENCHMARKS.md).
+    The store is still read on every request, so an update is seen at once and replicas stay
+    consistent; only the parse of a text seen before is skipped. A text's digest determines
+    its :class:`Session` (frozen), and the texts themselves are not kept.
+    """
+
+    def __init__(self, size: int = _PARSED_SESSIONS) -> None:
+        self._size = size
+        self._parsed: dict[bytes, Session] = {}
+        self._lock = threading.Lock()
+
+    def get(self, text: str) -> Session:
+        """The validated session of ``text``; ``CasRefused`` (400, ``session``) if invalid."""
+        digest = hashlib.sha256(text.encode("utf-8")).digest()
+        with self._lock:
+            cached = self._parsed.get(digest)
+        if cached is not None:
+            return cached
+        try:
+            session = load_session(text)
+        except SessionError as err:
+            raise CasRefused(err.message, status=400, check="session", hint=err.hint) from None
+        with self._lock:
+            if len(self._parsed) >= self._size:
+                self._parsed.pop(next(iter(self._parsed)))
+            self._parsed[digest] = session
+        return session
+
+
+_SESSIONS = ParsedSessions()
+
+
+def _current_values(store: SessionStore, name: str) -> tuple[Session, str, dict[str, SecretValue]]:
+    """The current session, its hash and its secret values, read from the store now."""
+    with store.reader() as tx:
+        current = tx.current(name)
+        if current is None:
+            raise CasRefused(f"session {name!r} does not exist", status=404, check="session")
+        head, version = current
+    session = _SESSIONS.get(version.text)
+    values = {
+        spec.name: SecretValue(spec, version.secrets[spec.name])
+        for spec in session.secrets
+        if spec.name in version.secrets
+    }
+    return session, head.current_hash, values
+
+
+@functools.lru_cache(maxsize=_QE_KEYS)
+def _qe_key(pem: str) -> tuple[ec.EllipticCurvePublicKey, str]:
+    # Every quote of one LAS carries the same PEM: parse it and hash its SPKI once.
+    key = load_qe_public_key(pem)
+    return key, key_id(key)
+
+
 def _lookup(store: SessionStore, config_id: str) -> tuple[Session, str, dict[str, Any], Service]:
     session_name, service_name = split_config_id(config_id)
-    session, current_hash, values = current_values(store, session_name)
+    session, current_hash, values = _current_values(store, session_name)
     service = session.service(service_name)
     if service is None:
         raise CasRefused(
@@ -152,10 +215,9 @@ def attest(store: SessionStore, nonces: NonceBook, body: dict[str, Any]) -> str:
         raise _refuse("nonce", nonce_problem, "ask for a new challenge")
 
     try:
-        qe_key = load_qe_public_key(body["qe_pubkey"])
+        qe_key, qe_key_id = _qe_key(body["qe_pubkey"])
     except ValueError as err:
         raise _refuse("qe_key", f"the quoting key is unusable: {err}") from None
-    qe_key_id = key_id(qe_key)
     if qe_key_id not in session.security.trusted_scone_qe_pubkeys:
         raise _refuse(
             "qe_key",
