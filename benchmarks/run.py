@@ -398,11 +398,12 @@ def import_rss(setup: Setup) -> Measurement:
     )
 
 
-def only_cas(args: argparse.Namespace, last: Path) -> None:
+def only_cas(args: argparse.Namespace, last: Path, last_cas: Path) -> None:
     """The CAS load stage alone: its section of ``args.out`` is replaced, the rest kept.
 
-    The result also goes into the kept results of the last full run (when there is one), so a
-    later ``--render-only`` shows it too.
+    The result is kept in ``last_cas`` (for ``--render-only --only-cas``) and goes into the
+    kept results of the last full run (when there is one), so a later ``--render-only`` shows
+    it too.
     """
     scratch = Path(tempfile.mkdtemp(prefix="sconify-bench-cas-"))
     try:
@@ -412,6 +413,9 @@ def only_cas(args: argparse.Namespace, last: Path) -> None:
             log(f"kept {scratch}")
         else:
             shutil.rmtree(scratch, ignore_errors=True)
+    last_cas.parent.mkdir(parents=True, exist_ok=True)
+    with last_cas.open("wb") as handle:
+        pickle.dump(data, handle)
     text = args.out.read_text() if args.out.exists() else ""
     args.out.write_text(cas_report.splice(text, cas_report.section(data)))
     if last.exists():
@@ -434,7 +438,8 @@ def main() -> None:
     parser.add_argument(
         "--render-only",
         action="store_true",
-        help="only write --out again from the results of the last run that wrote it",
+        help="only write --out again from the results of the last run that wrote it "
+        "(with --only-cas: only the CAS load section)",
     )
     stage = parser.add_mutually_exclusive_group()
     stage.add_argument(
@@ -447,6 +452,14 @@ def main() -> None:
     # One results file per output file, so a quick run to elsewhere keeps BENCHMARKS.md's.
     key = hashlib.sha256(str(args.out.resolve()).encode()).hexdigest()[:12]
     last = images.cache_root() / "bench" / f"results-{key}.pickle"
+    last_cas = last.with_name(f"cas-load-{key}.pickle")
+    if args.render_only and args.only_cas:
+        with last_cas.open("rb") as handle:
+            data = pickle.load(handle)
+        text = args.out.read_text() if args.out.exists() else ""
+        args.out.write_text(cas_report.splice(text, cas_report.section(data)))
+        log(f"wrote the CAS load section of {args.out} from {last_cas}")
+        return
     if args.render_only:
         with last.open("rb") as handle:
             kept = pickle.load(handle)
@@ -454,7 +467,7 @@ def main() -> None:
         log(f"wrote {args.out} from {last}")
         return
     if args.only_cas:
-        only_cas(args, last)
+        only_cas(args, last, last_cas)
         return
 
     bench_images = images.build(log)
@@ -511,6 +524,9 @@ def main() -> None:
             results["cas_load"] = cas_load.run(
                 scratch / "cas-load", log, profile=not args.no_profile
             )
+            last_cas.parent.mkdir(parents=True, exist_ok=True)
+            with last_cas.open("wb") as handle:
+                pickle.dump(results["cas_load"], handle)
         results["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         results["duration"] = time.monotonic() - START
         last.parent.mkdir(parents=True, exist_ok=True)
