@@ -194,7 +194,7 @@ def test_measurement_is_recomputable_from_the_image(
     expected = measure(
         MeasuredFiles(
             shim_sha256=sha(SHIM_PATH),
-            guard_sha256="",
+            guard_sha256=sha(config["guard"]) if config["guard"] else "",
             binary="/usr/bin/ls",
             binary_sha256=sha("/usr/bin/ls"),
             config_sha256=sha("/sconify/config.json"),
