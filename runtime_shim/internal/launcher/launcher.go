@@ -158,12 +158,34 @@ func openVolume(root rootfs.Root, cfg *config.Config, s *config.Settings, sess *
 		}
 		log.Warn("the plaintext root %s is not memory-backed: decrypted files go to disk (SCONIFY_UNSAFE_PLAINTEXT_ON_DISK=1)", cfg.PlaintextRoot)
 	}
+	if err := checkRoom(vol, plainRoot, cfg.PlaintextRoot); err != nil {
+		return err
+	}
 	if err := scfs.Materialize(vol, scfs.Target{
 		PlaintextRoot: plainRoot, VolumesDir: root.Path(VolumesDir), VolumeKey: key, Chown: os.Geteuid() == 0,
 	}); err != nil {
 		return err
 	}
 	log.Info("decrypted %s into %s", strings.Join(regionPaths(vol), ", "), cfg.PlaintextRoot)
+	return nil
+}
+
+// checkRoom refuses to start decrypting what cannot fit: Docker's /dev/shm is 64 MB by default,
+// and a volume that fills it half way would fail with a less helpful ENOSPC.
+func checkRoom(vol *scfs.Volume, plainRoot, shown string) error {
+	free, err := scfs.Available(plainRoot)
+	if err != nil {
+		return fatal.New("measuring the free space of the plaintext root "+shown, err.Error(),
+			"the plaintext root must be a mounted tmpfs")
+	}
+	need := vol.Needed()
+	if need > free {
+		mib := func(n uint64) uint64 { return (n + (1<<20 - 1)) >> 20 }
+		return fatal.New("decrypting the protected directories into "+shown,
+			fmt.Sprintf("they need %d MiB and it has %d MiB free", mib(need), mib(free)),
+			fmt.Sprintf("give the container more memory there: docker run --shm-size=%dm, or --tmpfs %s:size=%dm",
+				mib(need)+64, "/dev/shm", mib(need)+64))
+	}
 	return nil
 }
 

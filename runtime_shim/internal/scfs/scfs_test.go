@@ -292,3 +292,12 @@ func must(t *testing.T, errs ...error) {
 		}
 	}
 }
+
+func TestNeededCountsFilesAndEntries(t *testing.T) {
+	v := &Volume{Regions: []Region{{Path: "/app", Entries: []Entry{
+		{Path: "a", Type: "file", Size: 10 << 20}, {Path: "d", Type: "dir"}, {Path: "l", Type: "symlink"},
+	}}}}
+	if got, want := v.Needed(), uint64(10<<20)+4*blockOverhead; got != want {
+		t.Fatalf("Needed() = %d, want %d", got, want)
+	}
+}

@@ -46,6 +46,31 @@ func PreparePlaintextRoot(dir string) (memoryBacked bool, err error) {
 	return sfs.Type == tmpfsMagic || sfs.Type == ramfsMagic, nil
 }
 
+// blockOverhead is what tmpfs charges per entry beyond the file bytes (rounded up generously:
+// a page for each directory, symlink and the tail of each file).
+const blockOverhead = 4096
+
+// Needed is how many bytes of the plaintext root decrypting v takes, at most.
+func (v *Volume) Needed() uint64 {
+	var total uint64
+	for _, r := range v.Regions {
+		total += blockOverhead
+		for _, e := range r.Entries {
+			total += e.Size + blockOverhead
+		}
+	}
+	return total
+}
+
+// Available is how many bytes the file system holding dir can still take (for its user).
+func Available(dir string) (uint64, error) {
+	var sfs syscall.Statfs_t
+	if err := syscall.Statfs(dir, &sfs); err != nil {
+		return 0, err
+	}
+	return sfs.Bavail * uint64(sfs.Bsize), nil
+}
+
 // Target says where a volume is decrypted to.
 type Target struct {
 	PlaintextRoot string // host path of the plaintext root, already prepared
