@@ -14,10 +14,11 @@ from pathlib import Path
 from sconify import __version__
 from sconify.canonical import canonical_json
 from sconify.crypto.keys import VolumeKey
+from sconify.errors import ConversionError
 from sconify.image import BlobStore, Compression, Image
 from sconify.measurement import MeasuredFiles, measure
 from sconify.mutate.authset import build_auth_set
-from sconify.mutate.fsview import IndexCache, scan_layers
+from sconify.mutate.fsview import IndexCache, Node, scan_layers
 from sconify.mutate.protect import protect_regions, resolve_regions
 from sconify.mutate.wrap import (
     DEFAULT_PLAINTEXT_ROOT,
@@ -90,6 +91,7 @@ def convert(
     auth = build_auth_set(
         view, request.binary, authenticate=request.authenticate, protected=regions
     )
+    _refuse_musl_with_guard(view.get(auth.binary), request.settings)
     key = VolumeKey.generate()
     log.info("encrypting %s", ", ".join(regions) or "nothing")
     volume = protect_regions(
@@ -162,6 +164,19 @@ def convert(
         protected_files=volume.sealed.file_count,
         protected_bytes=volume.sealed.plaintext_bytes,
     )
+
+
+def _refuse_musl_with_guard(binary: Node | None, settings: RuntimeSettings) -> None:
+    """The dlopen guard is built for glibc; a musl (Alpine) binary could not be held to
+    ``--dlopen=0/1``, so such a conversion is refused rather than run unguarded."""
+    interpreter = binary.elf.interpreter if binary is not None and binary.elf else None
+    if interpreter and "ld-musl" in interpreter and settings.dlopen != 2:
+        raise ConversionError(
+            f"{binary.path if binary else ''} is linked against musl ({interpreter}), and "
+            "sconify's dlopen guard is built for glibc only",
+            hint="convert a glibc-based (e.g. Debian) image, or use --dlopen=2 with --cas-debug "
+            "for a debug image",
+        )
 
 
 def _sha256(data: bytes) -> str:

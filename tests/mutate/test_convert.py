@@ -302,3 +302,29 @@ def test_unreadable_cache_entry_is_ignored(tmp_path: Path) -> None:
         entry.write_bytes(b"not gzip")
     (tmp_path / "w2").mkdir()
     assert convert(native, _request(), store, tmp_path / "w2", cache=cache).protected_files == 5
+
+
+def test_musl_binary_is_refused_under_dlopen_0_and_1(tmp_path: Path) -> None:
+    from sconify.elf import parse_elf
+
+    store = BlobStore(tmp_path / "store")
+    ls = Path("/bin/ls").resolve().read_bytes()
+    interp = parse_elf(ls).interpreter
+    assert interp is not None
+    # The same binary, with its PT_INTERP pointing at musl's loader (same length, padded).
+    musl = "/lib/ld-musl-x86_64.so.1".ljust(len(interp), "\0")[: len(interp)]
+    patched = ls.replace(interp.encode(), musl.encode(), 1)
+    base = [e for e in _base_entries() if e.name != "usr/bin/ls"]
+    layer = make_layer(
+        store,
+        tmp_path,
+        [
+            *base,
+            Entry("usr/bin/ls", data=patched, mode=0o755),
+            Entry("usr/lib/ld-musl-x86_64.so.1", data=b"musl loader", mode=0o755),
+            Entry("app", "dir"),
+            Entry("app/a", data=b"a"),
+        ],
+    )
+    with pytest.raises(ConversionError, match="linked against musl"):
+        convert(image_of([layer]), _request(), store, tmp_path)
