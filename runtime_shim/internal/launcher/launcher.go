@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"sconify/runtime_shim/internal/attest"
 	"sconify/runtime_shim/internal/config"
@@ -161,12 +163,16 @@ func openVolume(root rootfs.Root, cfg *config.Config, s *config.Settings, sess *
 	if err := checkRoom(vol, plainRoot, cfg.PlaintextRoot); err != nil {
 		return err
 	}
+	began := time.Now()
 	if err := scfs.Materialize(vol, scfs.Target{
 		PlaintextRoot: plainRoot, VolumesDir: root.Path(VolumesDir), VolumeKey: key, Chown: os.Geteuid() == 0,
 	}); err != nil {
 		return err
 	}
-	log.Info("decrypted %s into %s", strings.Join(regionPaths(vol), ", "), cfg.PlaintextRoot)
+	took := time.Since(began).Seconds()
+	files, size := vol.Files()
+	log.Info("decrypted %s into %s: %d files, %d bytes in %.3f s (%.0f MB/s)",
+		strings.Join(regionPaths(vol), ", "), cfg.PlaintextRoot, files, size, took, float64(size)/1e6/math.Max(took, 1e-9))
 	return nil
 }
 

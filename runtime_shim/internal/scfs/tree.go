@@ -62,6 +62,19 @@ func (v *Volume) Needed() uint64 {
 	return total
 }
 
+// Files counts the regular files of v and their plaintext bytes.
+func (v *Volume) Files() (count int, size uint64) {
+	for _, r := range v.Regions {
+		for _, e := range r.Entries {
+			if e.Type == TypeFile {
+				count++
+				size += e.Size
+			}
+		}
+	}
+	return count, size
+}
+
 // Available is how many bytes the file system holding dir can still take (for its user).
 func Available(dir string) (uint64, error) {
 	var sfs syscall.Statfs_t
