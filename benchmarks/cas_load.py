@@ -8,7 +8,7 @@ connection to the CAS enclave API carrying ``challenge`` and then ``attest`` (th
 ``http.Transport`` keeps one connection per host), a new plain HTTP connection to the LAS for
 the quote whose ``report_data`` binds the nonce and the key's thumbprint, and the JWE opened
 with the ephemeral key. The decrypted configuration is checked (session hash, fspf key, the
-injection file), so an answer only counts when it is the right one.
+three injection files), so an answer only counts when it is the right one.
 
 The clients are Python (the :mod:`sconify` crypto helpers the tests use, over ``http.client``),
 one *process* per simulated enclave so the GIL does not serialise them; each process reports
