@@ -24,6 +24,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from sconify.canonical import canonical_json
+from sconify.cas.sessions import current_values
 from sconify.cas.store import SessionStore
 from sconify.crypto.jwe import TeePublicKey, seal
 from sconify.errors import CasRefused, CryptoError, SessionError
@@ -34,7 +35,7 @@ from sconify.las.quote import (
     load_qe_public_key,
     signature_valid,
 )
-from sconify.session import SecretValue, Service, Session, load_session, service_config
+from sconify.session import Service, Session, load_session, service_config
 
 log = logging.getLogger(__name__)
 
@@ -144,22 +145,6 @@ class ParsedSessions:
 _SESSIONS = ParsedSessions()
 
 
-def _current_values(store: SessionStore, name: str) -> tuple[Session, str, dict[str, SecretValue]]:
-    """The current session, its hash and its secret values, read from the store now."""
-    with store.reader() as tx:
-        current = tx.current(name)
-        if current is None:
-            raise CasRefused(f"session {name!r} does not exist", status=404, check="session")
-        head, version = current
-    session = _SESSIONS.get(version.text)
-    values = {
-        spec.name: SecretValue(spec, version.secrets[spec.name])
-        for spec in session.secrets
-        if spec.name in version.secrets
-    }
-    return session, head.current_hash, values
-
-
 @functools.lru_cache(maxsize=_QE_KEYS)
 def _qe_key(pem: str) -> tuple[ec.EllipticCurvePublicKey, str]:
     # Every quote of one LAS carries the same PEM: parse it and hash its SPKI once.
@@ -169,7 +154,7 @@ def _qe_key(pem: str) -> tuple[ec.EllipticCurvePublicKey, str]:
 
 def _lookup(store: SessionStore, config_id: str) -> tuple[Session, str, dict[str, Any], Service]:
     session_name, service_name = split_config_id(config_id)
-    session, current_hash, values = _current_values(store, session_name)
+    session, current_hash, values = current_values(store, session_name, _SESSIONS.get)
     service = session.service(service_name)
     if service is None:
         raise CasRefused(

@@ -7,6 +7,7 @@ answers with; messages never hold secret values.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sconify.cas.store import Conflict, SessionStore, StoredVersion, Transaction
@@ -168,14 +169,20 @@ def read_session(
         return found
 
 
-def current_values(store: SessionStore, name: str) -> tuple[Session, str, dict[str, SecretValue]]:
-    """The current session, its hash and its secret values (for the enclave API)."""
+def current_values(
+    store: SessionStore, name: str, parse: Callable[[str], Session] | None = None
+) -> tuple[Session, str, dict[str, SecretValue]]:
+    """The current session, its hash and its secret values (for the enclave API).
+
+    The store is read now, so updates and other replicas are seen at once; ``parse`` turns the
+    stored text into a session (the enclave API passes a cache of validated sessions).
+    """
     with store.reader() as tx:
         current = tx.current(name)
         if current is None:
             raise CasRefused(f"session {name!r} does not exist", status=404, check="session")
         head, version = current
-    session = _parse(version.text)
+    session = (parse or _parse)(version.text)
     values = {
         spec.name: SecretValue(spec, version.secrets[spec.name])
         for spec in session.secrets
