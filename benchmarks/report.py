@@ -15,6 +15,7 @@ from typing import Any
 import cas_report
 import patched
 import sampling
+import startup_report
 from measure import Measurement
 
 import images
@@ -492,6 +493,8 @@ def render(results: dict[str, Any], bench: images.BenchImages) -> str:
         ]
     if "cas_load" in results:
         out += ["", *cas_report.section(results["cas_load"])]
+    if "startup" in results:
+        out += ["", *startup_report.section(results["startup"])]
     out += ["", "## Machine", "", "| | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in machine()]
     busy = [x for m in [*native, *big] if isinstance(x := m.extra.get("busy"), float)]

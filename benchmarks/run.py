@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/run.py [--runs 5] [--big-runs 3] [--no-big] [--no-profile]
                                        [--out BENCHMARKS.md] [--keep] [--render-only]
-                                       [--only-cas | --no-cas]
+                                       [--only-cas | --no-cas] [--only-startup | --no-startup]
 
 What it does (BENCHMARKS.md, which it writes, says the same with the numbers):
 
@@ -24,6 +24,10 @@ What it does (BENCHMARKS.md, which it writes, says the same with the numbers):
 6. Its own stage: the CAS attestation load (:mod:`cas_load`): 1, 8 and 32 simulated enclaves
    against a CAS and LAS of their own; ``--only-cas`` runs just this stage and replaces only
    its section of an existing ``BENCHMARKS.md`` (:mod:`cas_report`).
+7. Its own stage: the runtime start-up (:mod:`startup`): converted against native Flask on the
+   real Docker engine, time to the first HTTP answer and decrypt throughput at start;
+   ``--only-startup`` runs just this stage and replaces only its section
+   (:mod:`startup_report`).
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ import httpx  # noqa: E402
 import patched  # noqa: E402
 import report  # noqa: E402
 import sampling  # noqa: E402
+import startup  # noqa: E402
+import startup_report  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 from measure import Measurement, QuietWaiter, counting_proxy, run_measured  # noqa: E402
@@ -427,6 +433,31 @@ def only_cas(args: argparse.Namespace, last: Path, last_cas: Path) -> None:
     log(f"wrote the CAS load section of {args.out} ({time.monotonic() - START:.0f}s in all)")
 
 
+def only_startup(args: argparse.Namespace, last: Path, last_startup: Path) -> None:
+    """The start-up stage alone: its section of ``args.out`` is replaced, the rest kept (as
+    :func:`only_cas` does for the CAS load)."""
+    scratch = Path(tempfile.mkdtemp(prefix="sconify-bench-startup-"))
+    try:
+        data = startup.run(scratch, log)
+    finally:
+        if args.keep:
+            log(f"kept {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+    last_startup.parent.mkdir(parents=True, exist_ok=True)
+    with last_startup.open("wb") as handle:
+        pickle.dump(data, handle)
+    text = args.out.read_text() if args.out.exists() else ""
+    args.out.write_text(startup_report.splice(text, startup_report.section(data)))
+    if last.exists():
+        with last.open("rb") as handle:
+            kept = pickle.load(handle)
+        kept["results"]["startup"] = data
+        with last.open("wb") as handle:
+            pickle.dump(kept, handle)
+    log(f"wrote the start-up section of {args.out} ({time.monotonic() - START:.0f}s in all)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--runs", type=int, default=5, help="rounds on the 230 MB image")
@@ -448,11 +479,28 @@ def main() -> None:
         help="only the CAS attestation load stage; replaces its section of --out",
     )
     stage.add_argument("--no-cas", action="store_true", help="skip the CAS attestation load")
+    boot = parser.add_mutually_exclusive_group()
+    boot.add_argument(
+        "--only-startup",
+        action="store_true",
+        help="only the runtime start-up stage (Docker engine); replaces its section of --out",
+    )
+    boot.add_argument("--no-startup", action="store_true", help="skip the runtime start-up")
     args = parser.parse_args()
+    if args.only_cas and args.only_startup:
+        parser.error("--only-cas and --only-startup: choose one stage")
     # One results file per output file, so a quick run to elsewhere keeps BENCHMARKS.md's.
     key = hashlib.sha256(str(args.out.resolve()).encode()).hexdigest()[:12]
     last = images.cache_root() / "bench" / f"results-{key}.pickle"
     last_cas = last.with_name(f"cas-load-{key}.pickle")
+    last_startup = last.with_name(f"startup-{key}.pickle")
+    if args.render_only and args.only_startup:
+        with last_startup.open("rb") as handle:
+            data = pickle.load(handle)
+        text = args.out.read_text() if args.out.exists() else ""
+        args.out.write_text(startup_report.splice(text, startup_report.section(data)))
+        log(f"wrote the start-up section of {args.out} from {last_startup}")
+        return
     if args.render_only and args.only_cas:
         with last_cas.open("rb") as handle:
             data = pickle.load(handle)
@@ -468,6 +516,9 @@ def main() -> None:
         return
     if args.only_cas:
         only_cas(args, last, last_cas)
+        return
+    if args.only_startup:
+        only_startup(args, last, last_startup)
         return
 
     bench_images = images.build(log)
@@ -527,6 +578,11 @@ def main() -> None:
             last_cas.parent.mkdir(parents=True, exist_ok=True)
             with last_cas.open("wb") as handle:
                 pickle.dump(results["cas_load"], handle)
+        if not args.no_startup:
+            results["startup"] = startup.run(scratch / "startup", log)
+            last_startup.parent.mkdir(parents=True, exist_ok=True)
+            with last_startup.open("wb") as handle:
+                pickle.dump(results["startup"], handle)
         results["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         results["duration"] = time.monotonic() - START
         last.parent.mkdir(parents=True, exist_ok=True)
