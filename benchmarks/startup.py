@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import os
 import re
 import shutil
@@ -218,6 +219,23 @@ def convert(source: str, target: str, port: int, cas: str, las: str, env: dict[s
     return time.monotonic() - t0
 
 
+AUTH_SET_CODE = (
+    "import json, os; f = json.load(open('/sconify/auth/manifest.json'))['files']; "
+    "print(json.dumps([len(f), sum(os.path.getsize(p) for p in f)]))"
+)
+
+
+def auth_set_size(image: str) -> tuple[int, int]:
+    """Files and bytes the shim hashes at every start (the authenticated-files manifest), read
+    by the image's own Python with the shim bypassed (``--entrypoint``)."""
+    out = _docker(
+        "run", "--rm", "--network", "none", "--entrypoint", "/usr/bin/python3", image,
+        "-c", AUTH_SET_CODE,
+    )  # fmt: skip
+    files, size = json.loads(out)
+    return int(files), int(size)
+
+
 def _summary(values: list[float]) -> dict[str, float]:
     if not values:
         return {"n": 0, "median": float("nan"), "min": float("nan"), "max": float("nan")}
@@ -270,6 +288,7 @@ def run(scratch: Path, log: Callable[[str], None], *, rounds: int = ROUNDS) -> d
                 )
                 made.append(targets[key])
                 log(f"converted {source}: {results['convert_s'][key]:.1f} s")
+            results["auth_set"] = auth_set_size(targets["converted"])
             kinds: dict[str, tuple[str, list[str]]] = {
                 "native": (sources["native"], ["-e", f"PORT={ports['native']}"]),
                 "converted": (targets["converted"], ["-e", "SCONE_LOG=INFO"]),
@@ -333,7 +352,6 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main() -> None:
     """Run the stage alone and print its JSON (``run.py --only-startup`` writes the report)."""
-    import json
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="sconify-startup-") as tmp:

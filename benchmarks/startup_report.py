@@ -8,6 +8,7 @@ renders it in the same place (before ``## Machine``, after the CAS load section)
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Any
 
 BEGIN = "<!-- startup:begin (benchmarks/startup.py) -->"
@@ -155,24 +156,46 @@ def section(data: dict[str, Any]) -> list[str]:
     attest = _delta(summary, "converted", "measured", "attested")
     after = _delta(summary, "converted", "decrypted", "answer")
     native_py = _delta(summary, "native", "process_started", "answer")
-    engine_extra = summary.get("converted", {}).get("process_started", {}).get(
-        "median", float("nan")
-    ) - summary.get("native", {}).get("process_started", {}).get("median", float("nan"))
     decrypt_big = _delta(summary, "data", "attested", "decrypted")
+    auth_files, auth_bytes = data.get("auth_set", (0, 0))
+    parts = {"measure": measure, "attest": attest, "python": after - native_py}
+    largest = (
+        " (the largest part of the difference)"
+        if all(not math.isnan(v) for v in parts.values())
+        and max(parts, key=lambda k: parts[k]) == "measure"
+        else ""
+    )
+    native_started = summary.get("native", {}).get("process_started", {})
+    busy = sorted(float(r.get("busy", 0.0)) for r in data.get("runs", []))
+    busy_median = statistics.median(busy) if busy else float("nan")
+    busy_max = busy[-1] if busy else float("nan")
+    converted_started = (
+        summary.get("converted", {}).get("process_started", {}).get("median", float("nan"))
+    )
+    engine_extra = converted_started - native_started.get("median", float("nan"))
     out += [
         "",
         "Reading it (converted Flask, medians): the engine starts the container's process "
-        f"{engine_extra:+.3f} s later than the native one (a larger image, one more layer); "
-        f"the shim then spends {measure:.3f} s measuring the image (hashing the binary, its "
-        "ELF dependencies and the Python standard library of the authenticated set, and "
-        f"verifying them), {attest:.3f} s attesting (one TLS connection to the CAS enclave "
+        f"{_s(converted_started)} after `docker run -d` (native: "
+        f"{_s(native_started.get('median', float('nan')))}, a difference of "
+        f"{engine_extra:+.3f} s); "
+        f"the shim then spends {measure:.3f} s measuring the image: hashing the shim, the guard, "
+        f"the binary and the {auth_files} files ({auth_bytes / 1e6:.1f} MB) of the "
+        "authenticated set (the binary's ELF dependencies and the Python standard library), "
+        f"one file after the other, and comparing them with the manifest{largest}. "
+        f"Attesting takes {attest:.3f} s (one TLS connection to the CAS "
+        "enclave "
         "API for challenge and attest, one LAS quote, the JWE opened), and almost nothing "
         "decrypting the small `/app`. "
         f"From there Python and Flask need {after:.3f} s to answer, against {native_py:.3f} s "
         "from process start to answer natively (the same interpreter and app; in the "
         "converted image it starts under the dlopen guard and seccomp filter, reading `/app` "
         "from `/dev/shm`). "
-        f"With 200 MiB, decryption adds {decrypt_big:.3f} s between attestation and exec.",
+        f"With 200 MiB, decryption adds {decrypt_big:.3f} s between attestation and exec. "
+        "The measuring step could hash the authenticated files on several goroutines instead "
+        "of one after the other (the shim owner's call, `runtime_shim/internal/measure`). The "
+        f"machine is shared with other sessions: just before a run, a median {busy_median:.0%} "
+        f"and at most {busy_max:.0%} of the cores were busy with other work (the runs table).",
         "",
         *(f"- {note}" for note in NOTES),
         "",
