@@ -470,7 +470,7 @@ def main() -> None:
         "--render-only",
         action="store_true",
         help="only write --out again from the results of the last run that wrote it "
-        "(with --only-cas: only the CAS load section)",
+        "(with --only-cas or --only-startup: only that stage's section)",
     )
     stage = parser.add_mutually_exclusive_group()
     stage.add_argument(
