@@ -36,7 +36,7 @@ sconify/_runtime/libsconify_guard-linux-amd64.so: $(GUARD_SOURCES)
 shim: $(SHIMS)
 
 lint: install
-	$(BIN)/ruff check sconify tests
+	$(BIN)/ruff check sconify tests benchmarks
 	$(BIN)/ruff format --check sconify
 	$(BIN)/mypy
 	cd runtime_shim && go vet ./... && test -z "$$(gofmt -l .)"
