@@ -39,6 +39,25 @@ def _group() -> None:
     """Create, update, read and hash CAS sessions."""
 
 
+def _upload(
+    file: Path,
+    cas: str,
+    identity: Path | None,
+    cas_key_hash: str | None,
+    as_json: bool,
+    *,
+    fill_predecessor: bool,
+) -> None:
+    from sconify.cas.client import CasClient
+
+    render.set_json(as_json)
+    text = _read(file)
+    with CasClient(cas, identity=load_identity(identity), pinned_key_hash=cas_key_hash) as client:
+        upload = client.update_session if fill_predecessor else client.create_session
+        new_hash = upload(text)
+    render.emit({"hash": new_hash} if as_json else new_hash, as_json=as_json)
+
+
 @app.command()
 def create(
     file: FileArgument,
@@ -48,13 +67,7 @@ def create(
     as_json: JsonOption = False,
 ) -> None:
     """Upload a session; prints its hash (with predecessor set, this updates it)."""
-    from sconify.cas.client import CasClient
-
-    render.set_json(as_json)
-    text = _read(file)
-    with CasClient(cas, identity=load_identity(identity), pinned_key_hash=cas_key_hash) as client:
-        new_hash = client.create_session(text)
-    render.emit({"hash": new_hash} if as_json else new_hash, as_json=as_json)
+    _upload(file, cas, identity, cas_key_hash, as_json, fill_predecessor=False)
 
 
 @app.command()
@@ -66,13 +79,7 @@ def update(
     as_json: JsonOption = False,
 ) -> None:
     """Update a session, filling in predecessor from the CAS; prints the new hash."""
-    from sconify.cas.client import CasClient
-
-    render.set_json(as_json)
-    text = _read(file)
-    with CasClient(cas, identity=load_identity(identity), pinned_key_hash=cas_key_hash) as client:
-        new_hash = client.update_session(text)
-    render.emit({"hash": new_hash} if as_json else new_hash, as_json=as_json)
+    _upload(file, cas, identity, cas_key_hash, as_json, fill_predecessor=True)
 
 
 @app.command()
