@@ -28,7 +28,7 @@ from types import TracebackType
 import psycopg
 import pytest
 
-from tests.support.services import CasProcess, _start
+from tests.support.services import CasProcess, run_cas
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 SUPERUSER = "postgres"
@@ -188,20 +188,7 @@ def share_keys(source: Path, replica: Path) -> None:
 
 def run_cas_on(state_dir: Path, db: str | None) -> CasProcess:
     """Start ``sconify cas serve --db URL`` (SQLite in ``state_dir`` for ``None``) on port 0."""
-    args = ["cas", "serve", "--state-dir", str(state_dir), "--host", "127.0.0.1"]
-    args += ["--api-port", "0", "--enclave-port", "0"]
-    if db is not None:
-        args += ["--db", db]
-    process, log_path, ready = _start(state_dir, args)
-    return CasProcess(
-        state_dir=state_dir,
-        process=process,
-        log_path=log_path,
-        ready=ready,
-        api_addr=f"127.0.0.1:{ready['api_port']}",
-        enclave_addr=f"127.0.0.1:{ready['enclave_port']}",
-        cas_key_hash=ready["cas_key_hash"],
-    )
+    return run_cas(state_dir, db=db)
 
 
 @pytest.fixture(scope="session")

@@ -141,16 +141,22 @@ def run_las(state_dir: Path, *, host: str = "127.0.0.1", port: int = 0) -> LasPr
 
 
 def run_cas(
-    state_dir: Path, *, host: str = "127.0.0.1", api_port: int = 0, enclave_port: int = 0
+    state_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    api_port: int = 0,
+    enclave_port: int = 0,
+    db: str | None = None,
 ) -> CasProcess:
-    """Start ``sconify cas serve`` with its state in ``state_dir``; returns once it listens."""
-    process, log_path, ready = _start(
-        state_dir,
-        [
-            *("cas", "serve", "--state-dir", str(state_dir), "--host", host),
-            *("--api-port", str(api_port), "--enclave-port", str(enclave_port)),
-        ],
-    )
+    """Start ``sconify cas serve`` with its state in ``state_dir`` (its data in ``db`` when
+    given, e.g. a PostgreSQL URL); returns once it listens."""
+    args = [
+        *("cas", "serve", "--state-dir", str(state_dir), "--host", host),
+        *("--api-port", str(api_port), "--enclave-port", str(enclave_port)),
+    ]
+    if db is not None:
+        args += ["--db", db]
+    process, log_path, ready = _start(state_dir, args)
     return CasProcess(
         state_dir=state_dir,
         process=process,
