@@ -45,9 +45,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -404,58 +405,67 @@ def import_rss(setup: Setup) -> Measurement:
     )
 
 
-def only_cas(args: argparse.Namespace, last: Path, last_cas: Path) -> None:
-    """The CAS load stage alone: its section of ``args.out`` is replaced, the rest kept.
+def _only_stage(
+    args: argparse.Namespace,
+    last: Path,
+    kept_file: Path,
+    *,
+    key: str,
+    what: str,
+    run: Callable[[Path], dict[str, Any]],
+    render: Callable[[str, dict[str, Any]], str],
+) -> None:
+    """Run one stage alone: its section of ``args.out`` is replaced, the rest kept.
 
-    The result is kept in ``last_cas`` (for ``--render-only --only-cas``) and goes into the
-    kept results of the last full run (when there is one), so a later ``--render-only`` shows
-    it too.
+    The result is kept in ``kept_file`` (for ``--render-only``) and goes into the kept results
+    of the last full run (when there is one), so a later ``--render-only`` shows it too.
     """
-    scratch = Path(tempfile.mkdtemp(prefix="sconify-bench-cas-"))
+    scratch = Path(tempfile.mkdtemp(prefix=f"sconify-bench-{key}-"))
     try:
-        data = cas_load.run(scratch, log, profile=not args.no_profile)
+        data = run(scratch)
     finally:
         if args.keep:
             log(f"kept {scratch}")
         else:
             shutil.rmtree(scratch, ignore_errors=True)
-    last_cas.parent.mkdir(parents=True, exist_ok=True)
-    with last_cas.open("wb") as handle:
+    kept_file.parent.mkdir(parents=True, exist_ok=True)
+    with kept_file.open("wb") as handle:
         pickle.dump(data, handle)
     text = args.out.read_text() if args.out.exists() else ""
-    args.out.write_text(cas_report.splice(text, cas_report.section(data)))
+    args.out.write_text(render(text, data))
     if last.exists():
         with last.open("rb") as handle:
             kept = pickle.load(handle)
-        kept["results"]["cas_load"] = data
+        kept["results"][key] = data
         with last.open("wb") as handle:
             pickle.dump(kept, handle)
-    log(f"wrote the CAS load section of {args.out} ({time.monotonic() - START:.0f}s in all)")
+    log(f"wrote the {what} section of {args.out} ({time.monotonic() - START:.0f}s in all)")
+
+
+def only_cas(args: argparse.Namespace, last: Path, last_cas: Path) -> None:
+    """The CAS load stage alone (``--only-cas``)."""
+    _only_stage(
+        args,
+        last,
+        last_cas,
+        key="cas_load",
+        what="CAS load",
+        run=lambda scratch: cas_load.run(scratch, log, profile=not args.no_profile),
+        render=lambda text, data: cas_report.splice(text, cas_report.section(data)),
+    )
 
 
 def only_startup(args: argparse.Namespace, last: Path, last_startup: Path) -> None:
-    """The start-up stage alone: its section of ``args.out`` is replaced, the rest kept (as
-    :func:`only_cas` does for the CAS load)."""
-    scratch = Path(tempfile.mkdtemp(prefix="sconify-bench-startup-"))
-    try:
-        data = startup.run(scratch, log)
-    finally:
-        if args.keep:
-            log(f"kept {scratch}")
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
-    last_startup.parent.mkdir(parents=True, exist_ok=True)
-    with last_startup.open("wb") as handle:
-        pickle.dump(data, handle)
-    text = args.out.read_text() if args.out.exists() else ""
-    args.out.write_text(startup_report.splice(text, startup_report.section(data)))
-    if last.exists():
-        with last.open("rb") as handle:
-            kept = pickle.load(handle)
-        kept["results"]["startup"] = data
-        with last.open("wb") as handle:
-            pickle.dump(kept, handle)
-    log(f"wrote the start-up section of {args.out} ({time.monotonic() - START:.0f}s in all)")
+    """The start-up stage alone (``--only-startup``)."""
+    _only_stage(
+        args,
+        last,
+        last_startup,
+        key="startup",
+        what="start-up",
+        run=lambda scratch: startup.run(scratch, log),
+        render=lambda text, data: startup_report.splice(text, startup_report.section(data)),
+    )
 
 
 def main() -> None:
