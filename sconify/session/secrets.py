@@ -42,6 +42,7 @@ class SecretSpec(ABC):
 
     name: str
     export_public: bool
+    value: str | None = field(repr=False)  # a given secret stays out of logs
 
     kind: ClassVar[str]
     _common_fields: ClassVar[frozenset[str]] = frozenset({"name", "kind", "export_public"})
@@ -77,9 +78,21 @@ class SecretSpec(ABC):
         return old_value
 
     @property
-    @abstractmethod
     def has_given_value(self) -> bool:
         """Whether the description holds the value itself (rather than the CAS making one)."""
+        return self.value is not None
+
+    def _described(self, **fields: Any) -> dict[str, Any]:
+        """The normalized description: common fields, ``fields``, and a given ``value``."""
+        out: dict[str, Any] = {
+            "export_public": self.export_public,
+            "kind": self.kind,
+            "name": self.name,
+            **fields,
+        }
+        if self.value is not None:
+            out["value"] = self.value
+        return out
 
     def render(self, value: bytes, fmt: str | None) -> bytes:
         """The bytes substituted for ``$$SCONE::name[:fmt]$$``."""
@@ -124,24 +137,10 @@ class _SizedSecret(SecretSpec):
     """A secret described by a ``size`` and an optional given ``value`` (ascii, binary)."""
 
     size: int
-    value: str | None = field(repr=False)  # a given secret stays out of logs
 
     def to_dict(self) -> dict[str, Any]:
         """Normalized description."""
-        out: dict[str, Any] = {
-            "export_public": self.export_public,
-            "kind": self.kind,
-            "name": self.name,
-            "size": self.size,
-        }
-        if self.value is not None:
-            out["value"] = self.value
-        return out
-
-    @property
-    def has_given_value(self) -> bool:
-        """True when ``value`` is in the description."""
-        return self.value is not None
+        return self._described(size=self.size)
 
 
 @dataclass(frozen=True)
@@ -257,7 +256,6 @@ class PrivateKeySecret(SecretSpec):
 
     key_type: str
     migrate_key: bool
-    value: str | None = field(repr=False)  # a given secret stays out of logs
 
     kind: ClassVar[str] = "private-key"
     default_format: ClassVar[str] = "pem"
@@ -293,21 +291,7 @@ class PrivateKeySecret(SecretSpec):
 
     def to_dict(self) -> dict[str, Any]:
         """Normalized description."""
-        out: dict[str, Any] = {
-            "export_public": self.export_public,
-            "key_type": self.key_type,
-            "kind": self.kind,
-            "migrate": self.migrate_key,
-            "name": self.name,
-        }
-        if self.value is not None:
-            out["value"] = self.value
-        return out
-
-    @property
-    def has_given_value(self) -> bool:
-        """True when ``value`` is in the description."""
-        return self.value is not None
+        return self._described(key_type=self.key_type, migrate=self.migrate_key)
 
     def initial_value(self, others: Mapping[str, bytes] | None = None) -> bytes:
         """The given key, or a fresh one of ``key_type`` (PKCS#8 DER)."""
@@ -360,7 +344,6 @@ class CertificateSecret(SecretSpec):
     san: tuple[str, ...]
     endpoint: str | None
     valid_for: str | None
-    value: str | None = field(repr=False)  # a given secret stays out of logs
 
     kind: ClassVar[str] = "x509"
     default_format: ClassVar[str] = "crt"
@@ -429,27 +412,16 @@ class CertificateSecret(SecretSpec):
 
     def to_dict(self) -> dict[str, Any]:
         """Normalized description (``dns`` folded into ``san``)."""
-        out: dict[str, Any] = {
-            "export_public": self.export_public,
-            "kind": self.kind,
-            "name": self.name,
-            "san": list(self.san),
-        }
         optional = {
             "common_name": self.common_name,
             "endpoint": self.endpoint,
             "issuer": self.issuer,
             "private_key": self.private_key,
             "valid_for": self.valid_for,
-            "value": self.value,
         }
-        out.update({key: v for key, v in optional.items() if v is not None})
-        return out
-
-    @property
-    def has_given_value(self) -> bool:
-        """True when ``value`` is in the description."""
-        return self.value is not None
+        return self._described(
+            san=list(self.san), **{key: v for key, v in optional.items() if v is not None}
+        )
 
     def references(self) -> tuple[tuple[str, str, str], ...]:
         """The key it certifies and the CA that signs it."""
