@@ -1,53 +1,28 @@
-"""The merged file system of an image, as a container would see it, built by streaming its layers.
+"""The merged file system of an image, as a container would see it, built from its layers.
 
-One pass over every layer tar records, for each path that survives whiteouts, where its content
-lives (layer and tar member), its metadata, the sha256 of regular files and, for ELF files, what
-the loader needs. Nothing is extracted to disk and no file is held whole in memory except ELF
-files, which are parsed (libraries are small; huge ones are hashed but not parsed).
+Each layer is indexed once (:mod:`sconify.mutate.layerindex`, or a cache that has the index of
+the same ``diff_id``); the indexes are then merged bottom to top, applying whiteouts and opaque
+directories, into one view: for each path that survives, where its content lives (layer and tar
+member), its metadata and its sha256.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import posixpath
-import tarfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Protocol
 
-from sconify.elf import ELF_MAGIC, ElfInfo, NotElf, parse_elf
-from sconify.errors import ImageError, UnsafeLayer
+from sconify.errors import UnsafeLayer
 from sconify.image import Layer
-from sconify.mutate.tarpaths import Whiteout, clean_hardlink_target, clean_name, whiteout_of
+from sconify.mutate.layerindex import LayerIndex, Node, index_layer
+
+__all__ = ["FsView", "IndexCache", "LayerIndex", "Node", "scan_layers"]
 
 log = logging.getLogger(__name__)
 
-_ELF_PARSE_LIMIT = 512 * 1024 * 1024
-_READ = 1 << 20
 _SYMLINK_HOPS = 40
-
-
-@dataclass(frozen=True)
-class Node:
-    """One path of the merged file system.
-
-    ``kind`` is ``file``, ``dir``, ``symlink`` or ``other`` (devices, fifos). For a file,
-    ``layer``/``member`` name the tar entry holding its bytes (for a hard link, its target's
-    entry in the same layer).
-    """
-
-    path: str
-    kind: str
-    mode: int
-    uid: int
-    gid: int
-    layer: int
-    member: str
-    size: int = 0
-    target: str = ""
-    sha256: str = ""
-    elf: ElfInfo | None = None
 
 
 @dataclass
@@ -162,121 +137,6 @@ def _refuse_write_through_symlink(view: FsView, path: str, layer: str) -> None:
         parent = posixpath.dirname(parent)
 
 
-def _kind(member: tarfile.TarInfo) -> str:
-    if member.isdir():
-        return "dir"
-    if member.issym():
-        return "symlink"
-    if member.isreg() or member.islnk():
-        return "file"
-    return "other"
-
-
-def _hash_member(stream: tarfile.TarFile, member: tarfile.TarInfo) -> tuple[str, ElfInfo | None]:
-    handle = stream.extractfile(member)
-    if handle is None:
-        return hashlib.sha256(b"").hexdigest(), None
-    digest = hashlib.sha256()
-    head = handle.read(_READ)
-    digest.update(head)
-    if head.startswith(ELF_MAGIC) and member.size <= _ELF_PARSE_LIMIT:
-        chunks = [head]
-        while chunk := handle.read(_READ):
-            digest.update(chunk)
-            chunks.append(chunk)
-        try:
-            return digest.hexdigest(), parse_elf(b"".join(chunks))
-        except NotElf:
-            return digest.hexdigest(), None
-    while chunk := handle.read(_READ):
-        digest.update(chunk)
-    return digest.hexdigest(), None
-
-
-@dataclass(frozen=True)
-class LayerIndex:
-    """What one layer holds, independent of the layers around it (so it can be cached by its
-    ``diff_id``): entries in tar order (``layer`` still 0), whiteouts, and every path named."""
-
-    entries: tuple[Node, ...]
-    whiteouts: tuple[Whiteout, ...]
-    paths: frozenset[str]
-
-    def to_json(self) -> dict[str, Any]:
-        """A compact JSON form for the cache."""
-        return {
-            "entries": [
-                [
-                    n.path,
-                    n.kind,
-                    n.mode,
-                    n.uid,
-                    n.gid,
-                    n.member,
-                    n.size,
-                    n.target,
-                    n.sha256,
-                    None
-                    if n.elf is None
-                    else [
-                        n.elf.machine,
-                        n.elf.interpreter,
-                        n.elf.needed,
-                        n.elf.rpath,
-                        n.elf.runpath,
-                    ],
-                ]
-                for n in self.entries
-            ],
-            "whiteouts": [[w.path, w.opaque] for w in self.whiteouts],
-            "paths": sorted(self.paths),
-        }
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> LayerIndex:
-        """Read the cache form back."""
-        entries = []
-        for path, kind, mode, uid, gid, member, size, target, sha256, elf in obj["entries"]:
-            info = None
-            if elf is not None:
-                machine, interp, needed, rpath, runpath = elf
-                info = ElfInfo(machine, interp, tuple(needed), tuple(rpath), tuple(runpath))
-            entries.append(Node(path, kind, mode, uid, gid, 0, member, size, target, sha256, info))
-        return cls(
-            tuple(entries),
-            tuple(Whiteout(p, bool(o)) for p, o in obj["whiteouts"]),
-            frozenset(obj["paths"]),
-        )
-
-
-def index_layer(layer: Layer, name: str) -> LayerIndex:
-    """Read one layer's tar: every entry's metadata, the sha256 of files, ELF facts."""
-    additions: list[Node] = []
-    whiteouts = []
-    seen: set[str] = set()
-    by_member: dict[str, Node] = {}
-    try:
-        with layer.open_tar() as raw, tarfile.open(fileobj=raw, mode="r|") as stream:
-            for member in stream:
-                path = clean_name(member.name, layer=name)
-                if path == "/":
-                    continue
-                seen.add(path)
-                wo = whiteout_of(path)
-                if wo is not None:
-                    whiteouts.append(wo)
-                    continue
-                node = _node_of(stream, member, path, name, by_member)
-                by_member[path] = node
-                additions.append(node)
-    except (tarfile.TarError, EOFError, OSError) as err:
-        raise ImageError(
-            f"layer {name} is not a readable tar: {err}",
-            hint="the blob is corrupt or not a layer; pull the image again",
-        ) from err
-    return LayerIndex(tuple(additions), tuple(whiteouts), frozenset(seen))
-
-
 class IndexCache(Protocol):
     """Where layer indexes are kept between conversions (see :mod:`sconify.mutate.indexcache`)."""
 
@@ -308,37 +168,3 @@ def scan_layers(layers: Sequence[Layer], cache: IndexCache | None = None) -> FsV
             view.add(replace(node, layer=position))
         view.layer_paths.append(set(index.paths))
     return view
-
-
-def _node_of(
-    stream: tarfile.TarFile,
-    member: tarfile.TarInfo,
-    path: str,
-    layer_name: str,
-    earlier: dict[str, Node],
-) -> Node:
-    kind = _kind(member)
-    node = Node(path, kind, member.mode & 0o7777, member.uid, member.gid, 0, member.name)
-    if member.islnk():
-        target = clean_hardlink_target(member, layer=layer_name)
-        source = earlier.get(target)
-        if source is None or source.kind != "file":
-            raise UnsafeLayer(
-                f"layer {layer_name}: hard link {path} points to {target}, which is not a file "
-                "earlier in the same layer",
-                hint="rebuild the image; hard links must point to a file in their own layer",
-            )
-        return replace(
-            node,
-            kind="file",
-            member=source.member,
-            size=source.size,
-            sha256=source.sha256,
-            elf=source.elf,
-        )
-    if kind == "symlink":
-        return replace(node, target=member.linkname)
-    if kind == "file":
-        sha, elf = _hash_member(stream, member)
-        return replace(node, size=member.size, sha256=sha, elf=elf)
-    return node

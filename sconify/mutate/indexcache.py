@@ -15,7 +15,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from sconify.mutate.fsview import LayerIndex
+from sconify.mutate.layerindex import LayerIndex
 
 log = logging.getLogger(__name__)
 
