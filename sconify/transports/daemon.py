@@ -3,6 +3,9 @@
 Reading streams ``docker save`` into the blob store (layers arrive as uncompressed tars and are
 kept so, media type OCI tar). Loading streams a ``docker save``-form tar generated on the fly to
 the engine; tagging is a separate step.
+
+The SDK (and requests, urllib3, ... with it) is imported by the functions that talk to the
+engine, not with this module: every conversion imports this module, few of them use the engine.
 """
 
 from __future__ import annotations
@@ -10,10 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
-
-import docker
-import docker.errors
+from typing import TYPE_CHECKING
 
 from sconify.errors import ImageError, ImageNotFound
 from sconify.image.blobstore import BlobStore
@@ -21,6 +21,9 @@ from sconify.image.image import Image
 from sconify.transports._tarstream import reader_of
 from sconify.transports.archive import docker_archive_chunks, read_docker_archive_stream
 from sconify.transports.refs import DOCKER_HUB, DaemonRef, RegistryRef
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +35,11 @@ class EngineUnavailable(ImageError):
     """The Docker engine cannot be reached."""
 
 
-def connect(timeout: int = ENGINE_TIMEOUT) -> Any:
+def connect(timeout: int = ENGINE_TIMEOUT) -> DockerClient:
     """Return a ``docker.DockerClient`` for the engine ``DOCKER_HOST`` (or the default socket)."""
+    import docker
+    import docker.errors
+
     try:
         client = docker.from_env(timeout=timeout)
         client.ping()
@@ -47,7 +53,7 @@ def connect(timeout: int = ENGINE_TIMEOUT) -> Any:
 
 
 @contextmanager
-def _engine(client: Any | None) -> Iterator[Any]:
+def _engine(client: DockerClient | None) -> Iterator[DockerClient]:
     if client is not None:
         yield client
         return
@@ -66,8 +72,10 @@ def repository_and_tag(ref: RegistryRef) -> tuple[str, str]:
     return repo, ref.tag or "latest"
 
 
-def read(ref: DaemonRef, store: BlobStore, *, client: Any | None = None) -> Image:
+def read(ref: DaemonRef, store: BlobStore, *, client: DockerClient | None = None) -> Image:
     """Read the image ``ref`` names from the engine into ``store``."""
+    import docker.errors
+
     with _engine(client) as engine:
         try:
             # get_image fails only once its stream is read, so ask whether the image exists first.
@@ -88,8 +96,10 @@ def read(ref: DaemonRef, store: BlobStore, *, client: Any | None = None) -> Imag
     return image
 
 
-def exists(ref: DaemonRef, *, client: Any | None = None) -> bool:
+def exists(ref: DaemonRef, *, client: DockerClient | None = None) -> bool:
     """Whether the engine has the image ``ref`` names."""
+    import docker.errors
+
     with _engine(client) as engine:
         try:
             engine.api.inspect_image(ref.engine_name)
@@ -98,8 +108,10 @@ def exists(ref: DaemonRef, *, client: Any | None = None) -> bool:
         return True
 
 
-def load(image: Image, *, client: Any | None = None) -> str:
+def load(image: Image, *, client: DockerClient | None = None) -> str:
     """Load ``image`` into the engine without a tag; return its image id (``sha256:...``)."""
+    import docker.errors
+
     image.validate()
     image_id = str(image.config_descriptor().digest)
     with _engine(client) as engine:
@@ -130,8 +142,10 @@ def load(image: Image, *, client: Any | None = None) -> str:
     return image_id
 
 
-def tag(image_id: str, ref: DaemonRef | RegistryRef, *, client: Any | None = None) -> None:
+def tag(image_id: str, ref: DaemonRef | RegistryRef, *, client: DockerClient | None = None) -> None:
     """Give the engine's image ``image_id`` the name ``ref`` (moving the tag if it exists)."""
+    import docker.errors
+
     name = ref.name if isinstance(ref, DaemonRef) else ref
     if name is None:
         raise ImageError(f"{ref} has no name to tag with", hint="give a name:tag reference")
@@ -145,7 +159,7 @@ def tag(image_id: str, ref: DaemonRef | RegistryRef, *, client: Any | None = Non
             ) from e
 
 
-def write(image: Image, ref: DaemonRef, *, client: Any | None = None) -> str:
+def write(image: Image, ref: DaemonRef, *, client: DockerClient | None = None) -> str:
     """Load ``image`` and tag it as ``ref``; return the image id."""
     with _engine(client) as engine:
         image_id = load(image, client=engine)
