@@ -24,7 +24,7 @@ from sconify.registry.auth import Authenticator
 from sconify.registry.credentials import Credentials
 from sconify.registry.errors import no_tls_error, raise_for_response, tls_error, transport_error
 from sconify.registry.retry import RETRY_STATUSES, RetryableStatus, RetryPolicy
-from sconify.registry.tls import speaks_no_tls, tls_failure, tls_refused
+from sconify.registry.tls import probe_context, speaks_no_tls, tls_failure, tls_refused
 from sconify.transports.refs import is_loopback
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,8 @@ class Connection:
         self._probe = insecure is None and (is_loopback(host) or not tls_verify)
         self._base: str | None = None
         self._lock = threading.Lock()
+        self._tls = tls
+        self._transport = transport
         self.http = httpx.Client(
             follow_redirects=False,
             verify=tls,
@@ -93,15 +95,31 @@ class Connection:
             return "http" if self._insecure else "https"
         if not self._probe:
             return "https"
+        prober = self._prober()
         try:
-            self.http.get(f"https://{self.host}/v2/", timeout=PROBE_TIMEOUT).close()
+            prober.get(f"https://{self.host}/v2/", timeout=PROBE_TIMEOUT).close()
         except httpx.TransportError as e:
             failure = tls_failure(e)
             if failure is not None and tls_refused(failure):
                 return "https"  # TLS is spoken; the real request reports what is wrong with it
             log.debug("%s does not answer HTTPS (%s); using plain HTTP", self.host, e)
             return "http"
+        finally:
+            if prober is not self.http:
+                prober.close()
         return "https"
+
+    def _prober(self) -> httpx.Client:
+        """The client that probes for TLS: one that does not load the system's CAs when it can.
+
+        Most probed hosts speak plain HTTP, and then the CAs would be loaded for nothing.
+        """
+        if self._transport is not None or not isinstance(self._tls, ssl.SSLContext):
+            return self.http
+        context = probe_context(self._tls)
+        if context is self._tls:
+            return self.http
+        return httpx.Client(follow_redirects=False, verify=context, headers=self.http.headers)
 
     def url(self, path: str) -> httpx.URL:
         """The absolute URL of an API path (``/v2/...``) or of a link the registry gave."""

@@ -6,11 +6,17 @@ certificates from a test CA (see ``tests/support/registry.py``).
 
 from __future__ import annotations
 
+import socket
+import ssl
+
+import certifi
 import pytest
 
 from sconify.errors import RegistryError
 from sconify.image import BlobStore
 from sconify.registry import RegistryClient, RegistryOptions, RetryPolicy
+from sconify.registry.connection import Connection
+from sconify.registry.tls import ssl_context
 from sconify.transports import remote
 from sconify.transports.refs import RegistryRef
 
@@ -114,3 +120,59 @@ def test_tls_verify_false_allows_plain_http_off_loopback(registry):
     with RegistryClient(host, options=RegistryOptions(tls_verify=False, retry=FAST)) as c:
         assert c.base_url == f"http://{host}"
         c.ping()
+
+
+def _cas(context: ssl.SSLContext) -> int:
+    return context.cert_store_stats()["x509_ca"]
+
+
+def _connection(addr: str, context: ssl.SSLContext) -> Connection:
+    return Connection(addr, credentials=lambda: None, retry=FAST, timeout=5.0, tls=context)
+
+
+def _ping(connection: Connection) -> None:
+    connection.request("GET", "/v2/", scope="", what="ping", consume=lambda response: None)
+
+
+def test_the_system_cas_are_loaded_by_the_first_handshake(tls_registry, tmp_path):
+    """--cert-dir's CAs at once, the system's and certifi's when a handshake needs them."""
+    cert_dir = tls_registry.pki.cert_dir(tmp_path / "certs")
+    context = ssl_context(cert_dir)
+    assert _cas(context) == 1
+
+    host, port = tls_registry.addr.rsplit(":", 1)
+    with (
+        socket.create_connection((host, int(port))) as raw,
+        context.wrap_socket(raw, server_hostname=host),
+    ):
+        pass
+    # The same CAs as the system's, certifi's and the directory's loaded up front.
+    eager = ssl.create_default_context()
+    eager.load_verify_locations(cafile=certifi.where())
+    eager.load_verify_locations(cafile=str(cert_dir / "ca.crt"))
+    assert _cas(context) == _cas(eager) > 1
+
+
+def test_plain_http_on_loopback_loads_no_cas(registry):
+    context = ssl_context(None)
+    connection = _connection(registry.addr, context)
+    try:
+        assert connection.base_url == f"http://{registry.addr}"
+        _ping(connection)
+    finally:
+        connection.close()
+    assert _cas(context) == 0
+
+
+def test_the_tls_probe_loads_no_cas(tls_registry):
+    """The probe finds TLS spoken without the system's CAs; the first real request loads them."""
+    context = ssl_context(None)
+    connection = _connection(tls_registry.addr, context)
+    try:
+        assert connection.base_url == f"https://{tls_registry.addr}"
+        assert _cas(context) == 0
+        with pytest.raises(RegistryError, match="not trusted"):
+            _ping(connection)
+    finally:
+        connection.close()
+    assert _cas(context) > 0
