@@ -8,6 +8,7 @@ config, and measure the result exactly as the shim will.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,11 +16,11 @@ from sconify import __version__
 from sconify.canonical import canonical_json
 from sconify.crypto.keys import VolumeKey
 from sconify.errors import ConversionError
-from sconify.image import BlobStore, Compression, Image
+from sconify.image import BlobStore, Compression, Image, Layer
 from sconify.measurement import MeasuredFiles, measure
 from sconify.mutate.authset import build_auth_set
 from sconify.mutate.fsview import IndexCache, Node, scan_layers
-from sconify.mutate.protect import protect_regions, resolve_regions
+from sconify.mutate.protect import plan_protection, protect_regions, resolve_regions
 from sconify.mutate.wrap import (
     DEFAULT_PLAINTEXT_ROOT,
     FSPF_PATH,
@@ -80,9 +81,15 @@ def convert(
     workdir: Path,
     *,
     cache: IndexCache | None = None,
+    on_final: Callable[[Sequence[Layer]], None] = lambda layers: None,
 ) -> Converted:
     """Convert ``image``; new blobs go into ``store``, scratch files into ``workdir``;
-    ``cache`` keeps layer indexes between conversions."""
+    ``cache`` keeps layer indexes between conversions.
+
+    ``on_final`` hears, as soon as the input is known to be convertible, the native layers
+    that will be part of the result unchanged (they hold no protected path), so that a
+    caller may start uploading them while the rest is encrypted.
+    """
     shim = shim_path(image.config.architecture or "amd64")
     guard = guard_path(image.config.architecture or "amd64")
     log.info("scanning %d layers", len(image.layers))
@@ -92,10 +99,12 @@ def convert(
         view, request.binary, authenticate=request.authenticate, protected=regions
     )
     _refuse_musl_with_guard(view.get(auth.binary), request.settings)
+    plan = plan_protection(view, regions)
+    on_final(plan.untouched(image.layers))
     key = VolumeKey.generate()
     log.info("encrypting %s", ", ".join(regions) or "nothing")
     volume = protect_regions(
-        image.layers, view, regions, key, store, workdir, compression=request.compression
+        image.layers, view, plan, key, store, workdir, compression=request.compression
     )
 
     shim_config = ShimConfig(

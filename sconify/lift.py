@@ -9,6 +9,7 @@ whose key is lost.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import secrets
@@ -24,9 +25,10 @@ import yaml
 from sconify.cas.schema import CasVersion
 from sconify.convert import ConversionRequest, Converted, convert
 from sconify.errors import CasRefused, ImageNotFound, SconifyError, UsageError
-from sconify.image import BlobStore, Compression, Image, Platform
+from sconify.image import BlobStore, Compression, Image, Layer, Platform
 from sconify.las.client import QePublicKey
 from sconify.mutate.indexcache import DiskIndexCache
+from sconify.mutate.prefetch import PrefetchingIndexes
 from sconify.registry import TransferStats
 from sconify.registry.options import RegistryOptions
 from sconify.session.load import load_session
@@ -216,8 +218,9 @@ def read_source(
     default: DefaultTransport,
     platform: Platform | None = None,
     options: RegistryOptions | None = None,
+    taps: remote.LayerTaps | None = None,
 ) -> Image:
-    """Read ``--from``/``SRC``.
+    """Read ``--from``/``SRC``; ``taps`` watch the layers that are downloaded.
 
     With ``docker-daemon`` as the default (``sconify_image``), a bare name means the local engine
     and, when the engine does not have it, its registry, as SCONE does; otherwise bare names are
@@ -233,13 +236,15 @@ def read_source(
             return daemon.read(ref, store)
         log.info("%s is not in the Docker engine; pulling it from its registry", text)
         try:
-            return remote.read(parse_name(text), store, platform=platform, options=options)
+            return remote.read(
+                parse_name(text), store, platform=platform, options=options, taps=taps
+            )
         except ImageNotFound as err:
             raise ImageNotFound(
                 f"{text}: no such image in the Docker engine or in its registry",
                 hint="check the name with `docker images`, or build and push the image first",
             ) from err
-    return dispatch.read(ref, store, platform=platform, options=options)
+    return dispatch.read(ref, store, platform=platform, options=options, taps=taps)
 
 
 def _registry_source(request: LiftRequest) -> RegistryRef | None:
@@ -304,8 +309,28 @@ def lift(
     enclave_addr = f"{cas_host}:{version.enclave_port}"
 
     stats = TransferStats()
-    with tempfile.TemporaryDirectory(prefix="sconify-", dir=workdir) as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="sconify-", dir=workdir) as tmp,
+        contextlib.ExitStack() as uploads,
+    ):
         store = BlobStore(Path(tmp) / "store")
+        early: dict[ImageRef, remote.EarlyUploads] = {
+            target: uploads.enter_context(
+                remote.EarlyUploads(
+                    target,
+                    options=request.target_options,
+                    mount_from=_registry_source(request),
+                    stats=stats,
+                )
+            )
+            for target in targets
+            if isinstance(target, RegistryRef) and not request.dry_run
+        }
+
+        def upload_final(layers: Sequence[Layer]) -> None:
+            for sending in early.values():
+                sending.offer(layers)
+
         wanted: list[Platform | None] = [request.platform]
         if request.all_platforms:
             source_ref = parse(request.source, default=request.default_transport)
@@ -313,6 +338,7 @@ def lift(
             if not wanted:
                 wanted = [None]
         services: list[tuple[str, Converted]] = []
+        indexes = PrefetchingIndexes(DiskIndexCache.from_environment())
         for platform in wanted:
             on_step(f"reading {request.source}" + (f" ({platform})" if platform else ""))
             native = read_source(
@@ -321,6 +347,7 @@ def lift(
                 request.default_transport,
                 platform,
                 request.source_options,
+                taps=indexes.tap,
             )
             service = service_name_for(request, platform)
             on_step(f"encrypting and wrapping {native.platform}")
@@ -342,7 +369,8 @@ def lift(
                 ),
                 store,
                 work,
-                cache=DiskIndexCache.from_environment(),
+                cache=indexes,
+                on_final=upload_final,
             )
             services.append((service, converted))
         predecessor = cas.current_hash(name)
@@ -365,12 +393,26 @@ def lift(
                 if request.all_platforms:
                     images = [conv.image for _, conv in services]
                     staged.append(
-                        stage_index(images, target, stats=stats, options=options, mount_from=mount)
+                        stage_index(
+                            images,
+                            target,
+                            stats=stats,
+                            options=options,
+                            mount_from=mount,
+                            early=early.get(target),
+                        )
                     )
                 else:
                     image = services[0][1].image
                     staged.append(
-                        stage(image, target, stats=stats, options=options, mount_from=mount)
+                        stage(
+                            image,
+                            target,
+                            stats=stats,
+                            options=options,
+                            mount_from=mount,
+                            early=early.get(target),
+                        )
                     )
             session_hash = None
             if request.upload_session:

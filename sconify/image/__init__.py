@@ -4,7 +4,7 @@ Nothing here talks to a registry or an engine; that is :mod:`sconify.transports`
 is the content-addressed :class:`BlobStore` that layers live in.
 """
 
-from sconify.image.blobstore import BlobStore, BlobWriter
+from sconify.image.blobstore import BlobStore, BlobTap, BlobWriter
 from sconify.image.config import ImageConfig
 from sconify.image.descriptor import Descriptor, Platform
 from sconify.image.digest import Digest
@@ -15,6 +15,7 @@ from sconify.image.layer import Compression, Layer, diff_id_of, layer_from_blob,
 __all__ = [
     "DEFAULT_PLATFORM",
     "BlobStore",
+    "BlobTap",
     "BlobWriter",
     "Compression",
     "Descriptor",

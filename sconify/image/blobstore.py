@@ -13,12 +13,27 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, cast
+from typing import BinaryIO, Protocol, cast
 
 from sconify.errors import DigestMismatch, ImageNotFound
 from sconify.image.digest import Digest
 
 CHUNK = 1 << 20
+
+
+class BlobTap(Protocol):
+    """Something that sees a blob's bytes while they arrive, before they are verified.
+
+    A transfer feeds it every chunk in order, then closes it: ``complete=True`` once the blob
+    landed in the store verified, ``False`` when the transfer failed or restarted from the
+    beginning (what the tap saw is then not the blob). A tap must not raise.
+    """
+
+    def write(self, chunk: bytes) -> None:
+        """The next bytes of the blob."""
+
+    def close(self, *, complete: bool) -> None:
+        """No more bytes: whether they were the whole, verified blob."""
 
 
 class BlobWriter:

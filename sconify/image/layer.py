@@ -72,15 +72,19 @@ class Compression(enum.Enum):
 
 
 def open_decompressed(path: Path, compression: Compression) -> BinaryIO:
-    """Open ``path`` and return a stream of its decompressed bytes.
+    """Open ``path`` and return a stream of its decompressed bytes."""
+    return decompressing(Path(path).open("rb"), compression)
+
+
+def decompressing(raw: BinaryIO, compression: Compression) -> BinaryIO:
+    """A stream of the decompressed bytes of ``raw``; closing it closes ``raw``.
 
     gzip is inflated by ISA-L in a thread of its own, about twice as fast as zlib and beside
     the caller's work (tar parsing, hashing) on another core.
     """
     if compression is Compression.GZIP:
-        inflating = igzip_threaded.open(str(path), "rb", threads=1)
-        return cast(BinaryIO, io.BufferedReader(_CorruptionAsOSError(inflating), CHUNK))
-    raw = Path(path).open("rb")  # noqa: SIM115 - the returned stream owns and closes it
+        inflating = igzip_threaded.open(raw, "rb", threads=1)
+        return cast(BinaryIO, io.BufferedReader(_CorruptionAsOSError(inflating, raw), CHUNK))
     if compression is Compression.NONE:
         return raw
     # Layers made by pzstd, zstd --threads or zstd:chunked have several frames.
@@ -95,8 +99,9 @@ class _CorruptionAsOSError(io.RawIOBase):
     """ISA-L reports corrupt deflate data with its own exception; callers expect ``OSError``,
     as zlib's gzip module raises for the same bytes."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, raw: BinaryIO) -> None:
         self._inner = inner
+        self._raw = raw
 
     def readable(self) -> bool:
         return True
@@ -108,8 +113,11 @@ class _CorruptionAsOSError(io.RawIOBase):
             raise OSError(f"corrupt gzip data: {err}") from None
 
     def close(self) -> None:
-        self._inner.close()
-        super().close()
+        try:
+            self._inner.close()
+        finally:
+            self._raw.close()
+            super().close()
 
 
 @dataclass(frozen=True)

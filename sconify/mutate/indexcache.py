@@ -19,11 +19,11 @@ from sconify.mutate.layerindex import LayerIndex
 
 log = logging.getLogger(__name__)
 
-VERSION = "v1"
+VERSION = "v2"
 
 
 def default_root() -> Path:
-    """``$XDG_CACHE_HOME/sconify/layer-index/v1`` (``~/.cache`` when unset)."""
+    """``$XDG_CACHE_HOME/sconify/layer-index/v2`` (``~/.cache`` when unset)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "sconify" / "layer-index" / VERSION
 

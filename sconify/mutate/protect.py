@@ -77,54 +77,81 @@ def _region_of(path: str, regions: Sequence[str]) -> str | None:
     return next((r for r in regions if is_below(path, r)), None)
 
 
+@dataclass(frozen=True)
+class ProtectionPlan:
+    """What protecting ``regions`` of a view takes, decided before any byte is written.
+
+    ``entries`` are the volume's directories, symlinks and files in path order; ``sources``
+    maps a layer's tar member to the protected files whose bytes it holds; ``touched`` are the
+    layers that hold an entry below a region (they are rewritten, every other layer is final).
+    """
+
+    regions: tuple[str, ...]
+    entries: tuple[tuple[str, str, Node], ...]
+    sources: dict[tuple[int, str], list[tuple[str, str, Node]]]
+    touched: tuple[int, ...]
+
+    def untouched(self, layers: Sequence[Layer]) -> list[Layer]:
+        """The layers that pass through unchanged (no protected path in them)."""
+        return [layer for i, layer in enumerate(layers) if i not in self.touched]
+
+
+def plan_protection(view: FsView, regions: Sequence[str]) -> ProtectionPlan:
+    """Plan the encryption of ``regions`` of ``view``; refuses what cannot be protected."""
+    entries: list[tuple[str, str, Node]] = []
+    sources: dict[tuple[int, str], list[tuple[str, str, Node]]] = defaultdict(list)
+    for region in regions:
+        for node in view.children(region):
+            rel = node.path[len(region) + 1 :]
+            if node.kind not in ("dir", "symlink", "file"):
+                raise ConversionError(
+                    f"{node.path} is a device or fifo inside the protected directory {region}",
+                    hint="protect only directories of regular files, links and directories",
+                )
+            entries.append((region, rel, node))
+            if node.kind == "file":
+                sources[(node.layer, node.member)].append((region, rel, node))
+    touched = tuple(
+        i for i, paths in enumerate(view.layer_paths) if any(_region_of(p, regions) for p in paths)
+    )
+    return ProtectionPlan(tuple(regions), tuple(entries), dict(sources), touched)
+
+
 def protect_regions(
     layers: Sequence[Layer],
     view: FsView,
-    regions: Sequence[str],
+    plan: ProtectionPlan,
     key: VolumeKey,
     store: BlobStore,
     workdir: Path,
     *,
     compression: Compression = Compression.GZIP,
 ) -> ProtectedVolume:
-    """Encrypt ``regions`` of the merged view with ``key`` and return plaintext-free layers."""
+    """Encrypt the planned regions of ``view`` with ``key``; return plaintext-free layers."""
     volumes_dir = workdir / "volumes"
     volumes_dir.mkdir(parents=True)
     writer = VolumeWriter(key, volumes_dir)
-    sources: dict[tuple[int, str], list[tuple[str, str, Node]]] = defaultdict(list)
-    for region in regions:
+    for region in plan.regions:
         root = view.nodes[region]
         writer.add_region(region, mode=root.mode, uid=root.uid, gid=root.gid)
-        for node in view.children(region):
-            rel = node.path[len(region) + 1 :]
-            if node.kind == "dir":
-                writer.add_dir(region, rel, mode=node.mode, uid=node.uid, gid=node.gid)
-            elif node.kind == "symlink":
-                writer.add_symlink(region, rel, node.target, uid=node.uid, gid=node.gid)
-            elif node.kind == "file":
-                sources[(node.layer, node.member)].append((region, rel, node))
-            else:
-                raise ConversionError(
-                    f"{node.path} is a device or fifo inside the protected directory {region}",
-                    hint="protect only directories of regular files, links and directories",
-                )
-
-    touched = [
-        i for i, paths in enumerate(view.layer_paths) if any(_region_of(p, regions) for p in paths)
-    ]
+    for region, rel, node in plan.entries:
+        if node.kind == "dir":
+            writer.add_dir(region, rel, mode=node.mode, uid=node.uid, gid=node.gid)
+        elif node.kind == "symlink":
+            writer.add_symlink(region, rel, node.target, uid=node.uid, gid=node.gid)
     out = list(layers)
-    for index in touched:
+    for index in plan.touched:
         out[index] = _rewrite_layer(
-            index, layers[index], regions, sources, writer, store, workdir, compression
+            index, layers[index], plan.regions, plan.sources, writer, store, workdir, compression
         )
-    expected = sum(len(group) for group in sources.values())
+    expected = sum(len(group) for group in plan.sources.values())
     sealed = writer.finish()
     if sealed.file_count != expected:
         raise ImageError(
             "some protected files were not found again in their layers",
             hint="a layer changed while converting; run the conversion again",
         )
-    return ProtectedVolume(tuple(out), tuple(regions), sealed, volumes_dir, tuple(touched))
+    return ProtectedVolume(tuple(out), plan.regions, sealed, volumes_dir, plan.touched)
 
 
 def _rewrite_layer(

@@ -21,7 +21,7 @@ import httpx
 
 from sconify.errors import DigestMismatch, ImageError, RegistryError
 from sconify.image import mediatypes as mt
-from sconify.image.blobstore import CHUNK, BlobStore, BlobWriter
+from sconify.image.blobstore import CHUNK, BlobStore, BlobTap, BlobWriter
 from sconify.image.digest import Digest
 from sconify.image.image import MAX_DOCUMENT_BYTES
 from sconify.registry import credentials as creds_lookup
@@ -258,15 +258,19 @@ class RegistryClient:
         size: int | None = None,
         *,
         stats: TransferStats | None = None,
+        tap: BlobTap | None = None,
     ) -> Path:
         """Stream a blob into ``store``, verified against ``digest`` (and ``size``).
 
         A transfer that breaks off resumes with a ``Range`` request where it stopped (when the
         registry honours it); content that does not match the digest is fetched again, then
-        reported naming the digest.
+        reported naming the digest. ``tap`` sees the bytes as they arrive; it is dropped
+        (closed incomplete) if the transfer has to start again from the beginning.
         """
         source = f"blob {digest} from {self.host}/{repository}"
         partial: list[BlobWriter] = []
+        taps = [tap] if tap is not None else []
+        tapped = [False]  # whether the tap saw bytes of an earlier attempt
 
         def attempt_headers() -> dict[str, str]:
             # Blobs are already compressed; identity keeps byte offsets meaningful for Range.
@@ -281,10 +285,16 @@ class RegistryClient:
             if not (response.status_code == 206 and _resumes_at(response, have)):
                 if partial:
                     partial.pop().abort()
+                if tapped[0]:
+                    while taps:
+                        taps.pop().close(complete=False)
                 partial.append(store.writer(source))
             writer = partial[0]
             for chunk in response.iter_raw(CHUNK):
                 writer.write(chunk)
+                for seeing in taps:
+                    seeing.write(chunk)
+                    tapped[0] = True
                 if stats is not None:
                     stats.downloaded(len(chunk))
                 if size is not None and writer.size > size:
@@ -294,6 +304,8 @@ class RegistryClient:
                         hint="the registry sent more data than the descriptor says",
                     )
             partial.pop().commit(digest, size)
+            while taps:
+                taps.pop().close(complete=True)
             if stats is not None:
                 stats.downloaded(0, blob_done=True)
             return store.path(digest)
@@ -314,6 +326,8 @@ class RegistryClient:
         finally:
             for writer in partial:
                 writer.abort()
+            for seeing in taps:
+                seeing.close(complete=False)
 
     def read_blob(self, repository: str, digest: Digest, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
         """Fetch a small blob (a config) into memory, verified against ``digest``."""

@@ -23,11 +23,12 @@ def read(
     *,
     platform: Platform | None = None,
     options: RegistryOptions | None = None,
+    taps: remote.LayerTaps | None = None,
 ) -> Image:
     """Read the image ``ref`` names into ``store``; ``platform`` picks from an index;
-    ``options`` say how to reach a registry."""
+    ``options`` say how to reach a registry; ``taps`` watch layers that are downloaded."""
     if isinstance(ref, RegistryRef):
-        return remote.read(ref, store, platform=platform, options=options)
+        return remote.read(ref, store, platform=platform, options=options, taps=taps)
     if isinstance(ref, DaemonRef):
         return daemon.read(ref, store)
     if isinstance(ref, LayoutRef):

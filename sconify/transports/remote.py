@@ -13,9 +13,10 @@ registry; :func:`push` and :func:`read` count what they moved into ``stats``.
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -23,11 +24,12 @@ from typing import BinaryIO
 
 from sconify.errors import ImageError
 from sconify.image import mediatypes as mt
-from sconify.image.blobstore import BlobStore
+from sconify.image.blobstore import BlobStore, BlobTap
 from sconify.image.descriptor import Descriptor, Platform
 from sconify.image.digest import Digest
 from sconify.image.image import Image, parse_manifest
 from sconify.image.index import Index
+from sconify.image.layer import Layer
 from sconify.registry.client import RegistryClient
 from sconify.registry.options import RegistryOptions
 from sconify.registry.stats import TransferStats
@@ -38,6 +40,10 @@ log = logging.getLogger(__name__)
 
 #: Blobs moved at once; enough to overlap round trips without flooding a small machine.
 PARALLEL_BLOBS = 4
+
+#: Given a layer's descriptor and the diff_id its config lists, a tap that watches the layer's
+#: blob arrive (e.g. to index it while it downloads), or None.
+LayerTaps = Callable[[Descriptor, Digest], BlobTap | None]
 
 
 @contextmanager
@@ -73,11 +79,13 @@ def read(
     client: RegistryClient | None = None,
     options: RegistryOptions | None = None,
     stats: TransferStats | None = None,
+    taps: LayerTaps | None = None,
 ) -> Image:
     """Pull the image ``ref`` names into ``store`` and return it.
 
     An index picks ``platform`` (default linux/amd64). Every blob is verified against its
-    digest; blobs already in the store are re-hashed instead of fetched.
+    digest; blobs already in the store are re-hashed instead of fetched. ``taps`` may watch
+    each layer that is fetched while it arrives.
     """
     with _client(ref, client, options) as c:
         fetched = c.get_manifest(ref.repository, ref.reference)
@@ -93,6 +101,7 @@ def read(
         manifest = parse_manifest(fetched.data)
         config_bytes = c.read_blob(ref.repository, Digest.parse(manifest["config"]["digest"]))
         layer_descs = [Descriptor.from_json(d) for d in manifest.get("layers") or ()]
+        diff_ids = _diff_ids(config_bytes, layer_descs)
 
         def fetch(desc: Descriptor) -> None:
             if store.has(desc.digest):
@@ -100,12 +109,27 @@ def read(
                 if stats is not None:
                     stats.cached()
                 return
-            c.fetch_blob(ref.repository, desc.digest, store, desc.size, stats=stats)
+            diff_id = diff_ids.get(desc.digest)
+            tap = taps(desc, diff_id) if taps is not None and diff_id is not None else None
+            c.fetch_blob(ref.repository, desc.digest, store, desc.size, stats=stats, tap=tap)
 
         _parallel(fetch, layer_descs)
     image = Image.assemble(fetched.data, config_bytes, lambda d: store.path(d.digest))
     log.info("read %s: %s, %d layers", ref, image.digest(), len(image.layers))
     return image
+
+
+def _diff_ids(config_bytes: bytes, layers: Sequence[Descriptor]) -> dict[Digest, Digest]:
+    """Layer digest -> the diff_id the config lists for it, when the config is well formed
+    (:meth:`Image.assemble` reports a malformed one; taps are only an optimisation)."""
+    try:
+        listed = json.loads(config_bytes)["rootfs"]["diff_ids"]
+        if not isinstance(listed, list) or len(listed) != len(layers):
+            return {}
+        pairs = zip(layers, listed, strict=True)
+        return {desc.digest: Digest.parse(diff_id) for desc, diff_id in pairs}
+    except (ValueError, KeyError, TypeError, ImageError):
+        return {}
 
 
 def push(
@@ -116,17 +140,22 @@ def push(
     options: RegistryOptions | None = None,
     mount_from: RegistryRef | None = None,
     stats: TransferStats | None = None,
+    early: EarlyUploads | None = None,
 ) -> Digest:
     """Upload ``image`` to ``ref``'s repository and store its manifest by digest (no tag).
 
     Blobs the repository has already are skipped (``HEAD``). With ``mount_from`` (another
     repository of the same registry that holds some of the blobs, e.g. the image converted
     from) the others are first offered as a cross-repository mount; a registry that declines
-    gets them uploaded. Returns the manifest digest.
+    gets them uploaded. Blobs ``early`` sent ahead are waited for, not sent again. Returns the
+    manifest digest.
     """
     image.validate()
     source = _mount_source(ref, mount_from)
+    if client is None and early is not None:
+        client = early.client
     with _client(ref, client, options) as c:
+        done = early.wait() if early is not None else set()
         blobs: dict[Digest, tuple[int, Callable[[], BinaryIO]]] = {}
         for layer in image.layers:
             blobs[layer.digest] = (layer.size, _file_opener(Path(layer.path)))
@@ -136,24 +165,96 @@ def push(
 
         def push_blob(desc: Descriptor) -> None:
             size, opener = blobs[desc.digest]
-            if c.blob_exists(ref.repository, desc.digest, push=True):
-                log.debug("%s already has %s", ref.name, desc.digest)
-                if stats is not None:
-                    stats.skipped(size)
-                return
-            outcome = c.upload_blob(
-                ref.repository, desc.digest, size, opener, mount_from=source, stats=stats
-            )
-            if outcome is Outcome.MOUNTED:
-                log.debug("mounted %s into %s from %s", desc.digest, ref.name, source)
+            _push_blob(c, ref, desc.digest, size, opener, source, stats)
 
         descs = [layer.descriptor for layer in image.layers] + [config]
-        _parallel(push_blob, list({d.digest: d for d in descs}.values()))
+        todo = {d.digest: d for d in descs if d.digest not in done}
+        _parallel(push_blob, list(todo.values()))
         digest = c.put_manifest(
             ref.repository, str(image.digest()), image.manifest_bytes(), image.manifest_media_type
         )
     log.info("pushed %s@%s", ref.name, digest)
     return digest
+
+
+def _push_blob(
+    c: RegistryClient,
+    ref: RegistryRef,
+    digest: Digest,
+    size: int,
+    opener: Callable[[], BinaryIO],
+    mount_from: str | None,
+    stats: TransferStats | None,
+) -> None:
+    """Put one blob into ``ref``'s repository, unless it is there (mounted when possible)."""
+    if c.blob_exists(ref.repository, digest, push=True):
+        log.debug("%s already has %s", ref.name, digest)
+        if stats is not None:
+            stats.skipped(size)
+        return
+    outcome = c.upload_blob(
+        ref.repository, digest, size, opener, mount_from=mount_from, stats=stats
+    )
+    if outcome is Outcome.MOUNTED:
+        log.debug("mounted %s into %s from %s", digest, ref.name, mount_from)
+
+
+class EarlyUploads:
+    """Blobs sent to a repository in the background while the rest of an image is made.
+
+    Offer only blobs that are final: what is sent here stays in the registry (unreferenced,
+    like the blobs of an interrupted ``docker push``) if the image is never pushed. Nothing is
+    named: :func:`push` waits for these uploads, then stores the manifest. Use as a context
+    manager; leaving it cancels what has not started and waits for what has.
+    """
+
+    def __init__(
+        self,
+        ref: RegistryRef,
+        *,
+        options: RegistryOptions | None = None,
+        mount_from: RegistryRef | None = None,
+        stats: TransferStats | None = None,
+    ) -> None:
+        self.ref = ref
+        self.client = RegistryClient(ref.api_host, options=options)
+        self._source = _mount_source(ref, mount_from)
+        self._stats = stats
+        self._pool = ThreadPoolExecutor(max_workers=PARALLEL_BLOBS)
+        self._uploads: dict[Digest, Future[None]] = {}
+
+    def offer(self, layers: Sequence[Layer]) -> None:
+        """Start uploading ``layers``' blobs (each once)."""
+        for layer in layers:
+            if layer.digest not in self._uploads:
+                self._uploads[layer.digest] = self._pool.submit(
+                    _push_blob,
+                    self.client,
+                    self.ref,
+                    layer.digest,
+                    layer.size,
+                    _file_opener(Path(layer.path)),
+                    self._source,
+                    self._stats,
+                )
+
+    def wait(self) -> set[Digest]:
+        """Wait for every upload started; the digests now in the repository (or the first
+        failure)."""
+        for future in self._uploads.values():
+            future.result()
+        return set(self._uploads)
+
+    def close(self) -> None:
+        """Cancel uploads not yet started, wait for the others, close the connection."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.client.close()
+
+    def __enter__(self) -> EarlyUploads:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _file_opener(path: Path) -> Callable[[], BinaryIO]:

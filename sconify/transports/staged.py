@@ -98,14 +98,18 @@ def stage(
     stats: TransferStats | None = None,
     options: RegistryOptions | None = None,
     mount_from: RegistryRef | None = None,
+    early: remote.EarlyUploads | None = None,
 ) -> Staged:
     """Write ``image`` at ``ref`` without naming it there.
 
     For a registry, ``mount_from`` names a repository of the same registry that already holds
-    the source's blobs: the untouched layers are mounted instead of uploaded.
+    the source's blobs: the untouched layers are mounted instead of uploaded; ``early`` has
+    sent some blobs already.
     """
     if isinstance(ref, RegistryRef):
-        digest = remote.push(image, ref, stats=stats, options=options, mount_from=mount_from)
+        digest = remote.push(
+            image, ref, stats=stats, options=options, mount_from=mount_from, early=early
+        )
         return Staged(ref, image, str(digest), options=options)
     if isinstance(ref, DaemonRef):
         return Staged(ref, image, daemon.load(image))
@@ -125,6 +129,7 @@ def stage_index(
     stats: TransferStats | None = None,
     options: RegistryOptions | None = None,
     mount_from: RegistryRef | None = None,
+    early: remote.EarlyUploads | None = None,
 ) -> Staged:
     """Write several platform images and an OCI index naming them, without naming the index.
 
@@ -138,7 +143,9 @@ def stage_index(
         )
     entries = []
     for image in images:
-        digest = remote.push(image, ref, stats=stats, options=options, mount_from=mount_from)
+        digest = remote.push(
+            image, ref, stats=stats, options=options, mount_from=mount_from, early=early
+        )
         entries.append(
             Descriptor(
                 image.manifest_media_type,

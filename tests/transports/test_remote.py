@@ -405,3 +405,96 @@ def test_mount_from_another_registry_is_not_attempted(registry, sample):
     stats = TransferStats()
     remote.write(sample, _ref(registry, "mount/elsewhere:1"), mount_from=other, stats=stats)
     assert (stats.blobs_mounted, stats.blobs_uploaded) == (0, 4)
+
+
+class RecordingTap:
+    """A BlobTap that keeps what it saw."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.closed: bool | None = None
+
+    def write(self, chunk: bytes) -> None:
+        assert self.closed is None, "bytes after close"
+        self.data += chunk
+
+    def close(self, *, complete: bool) -> None:
+        assert self.closed is None, "closed twice"
+        self.closed = complete
+
+
+def test_taps_see_each_fetched_layer_whole(registry, sample, tmp_path):
+    ref = _ref(registry, "taps/app:1")
+    remote.write(sample, ref)
+    taps: dict[str, tuple[str, RecordingTap]] = {}
+
+    def tap_for(desc: Descriptor, diff_id) -> RecordingTap:
+        taps[str(desc.digest)] = (str(diff_id), RecordingTap())
+        return taps[str(desc.digest)][1]
+
+    pulled = remote.read(ref, BlobStore(tmp_path / "pulled"), taps=tap_for)
+    assert sorted(taps) == sorted(str(layer.digest) for layer in pulled.layers)
+    for layer in pulled.layers:
+        diff_id, seen = taps[str(layer.digest)]
+        assert diff_id == str(layer.diff_id)
+        assert seen.closed is True and bytes(seen.data) == layer.path.read_bytes()
+
+
+def test_a_tap_is_dropped_when_a_download_starts_over(registry, sample, tmp_path):
+    """A resumed download keeps its tap; one fetched again from the start (corrupt content)
+    closes it incomplete, so that nothing is built from two copies of the first bytes."""
+    ref = _ref(registry, "taps/faults:1")
+    remote.write(sample, ref)
+    big = max(sample.layers, key=lambda layer: layer.size)
+    faults = {
+        "resumed": Rule(Truncate(after=100), method="GET", path=f"/blobs/{big.digest}", times=1),
+        "restarted": Rule(Corrupt(), method="GET", path=f"/blobs/{big.digest}", times=1),
+    }
+    for attempt, rule in faults.items():
+        taps: list[RecordingTap] = []
+
+        def tap_for(
+            desc: Descriptor, diff_id, taps: list[RecordingTap] = taps
+        ) -> RecordingTap | None:
+            if desc.digest != big.digest:
+                return None
+            taps.append(RecordingTap())
+            return taps[-1]
+
+        with FaultProxy(registry.addr, [rule]) as proxy:
+            pulled = remote.read(
+                _ref(proxy, "taps/faults:1"),
+                BlobStore(tmp_path / attempt),
+                options=RegistryOptions(retry=FAST),
+                taps=tap_for,
+            )
+            assert [f.fault for f in proxy.faults()] == [type(rule.fault).__name__]
+        assert pulled.digest() == sample.digest()
+        (seen,) = taps
+        if attempt == "resumed":
+            assert seen.closed is True and bytes(seen.data) == big.path.read_bytes()
+        else:
+            assert seen.closed is False
+
+
+def test_early_uploads_are_waited_for_not_sent_again(registry, sample, tmp_path):
+    ref = _ref(registry, "early/app:1")
+    stats = TransferStats()
+    with remote.EarlyUploads(ref, stats=stats) as early:
+        early.offer(sample.layers[:2])
+        early.offer(sample.layers[:1])  # offered twice, sent once
+        digest = remote.push(sample, ref, stats=stats, early=early)
+    assert digest == sample.digest()
+    assert (stats.blobs_uploaded, stats.blobs_skipped) == (4, 0)  # 3 layers and the config
+    remote.tag(ref, digest)
+    assert check_image(registry.addr, "early/app", "1", tmp_path).digest() == sample.digest()
+
+
+def test_a_failed_early_upload_fails_the_push(sample):
+    ref = parse(f"docker://127.0.0.1:{free_port()}/early/down:1")
+    assert isinstance(ref, RegistryRef)
+    options = RegistryOptions(retry=FAST)
+    with remote.EarlyUploads(ref, options=options) as early:
+        early.offer(sample.layers)
+        with pytest.raises(RegistryError):
+            remote.push(sample, ref, options=options, early=early)

@@ -1,0 +1,79 @@
+"""Indexes made while layers download: the same as a scan's, or none at all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sconify.image import BlobStore, Compression, Digest, Layer
+from sconify.mutate.indexcache import DiskIndexCache
+from sconify.mutate.layerindex import index_layer
+from sconify.mutate.prefetch import PrefetchingIndexes
+from tests.support.layers import Entry, host_file, make_layer
+
+CHUNK = 4096
+
+
+@pytest.fixture(params=[Compression.GZIP, Compression.ZSTD, Compression.NONE])
+def layer(request: pytest.FixtureRequest, tmp_path: Path) -> Layer:
+    store = BlobStore(tmp_path / "store")
+    entries = [
+        Entry("usr/bin", "dir"),
+        host_file("/bin/true", "usr/bin/true"),
+        Entry("usr/bin/also-true", "hardlink", target="usr/bin/true"),
+        Entry("app", "dir"),
+        Entry("app/data.bin", data=bytes(range(256)) * 3000),
+        Entry("app/link", "symlink", target="data.bin"),
+        Entry("app/.wh.gone"),
+    ]
+    return make_layer(store, tmp_path, entries, request.param)
+
+
+def _feed(indexes: PrefetchingIndexes, layer: Layer, diff_id: Digest, *, complete: bool) -> None:
+    tap = indexes.tap(layer.descriptor, diff_id)
+    assert tap is not None
+    data = layer.path.read_bytes()
+    for start in range(0, len(data), CHUNK):
+        tap.write(data[start : start + CHUNK])
+    tap.close(complete=complete)
+
+
+def test_the_index_made_while_downloading_is_the_scans(layer: Layer) -> None:
+    indexes = PrefetchingIndexes()
+    _feed(indexes, layer, layer.diff_id, complete=True)
+    assert indexes.get(str(layer.diff_id)) == index_layer(layer, "0")
+
+
+def test_an_incomplete_download_leaves_no_index(layer: Layer) -> None:
+    indexes = PrefetchingIndexes()
+    _feed(indexes, layer, layer.diff_id, complete=False)
+    assert indexes.get(str(layer.diff_id)) is None
+
+
+def test_a_tar_that_is_not_the_diff_id_leaves_no_index(layer: Layer) -> None:
+    indexes = PrefetchingIndexes()
+    claimed = Digest.from_hex("cd" * 32)
+    _feed(indexes, layer, claimed, complete=True)
+    assert indexes.get(str(claimed)) is None
+
+
+def test_garbage_leaves_no_index_and_does_not_block(layer: Layer) -> None:
+    indexes = PrefetchingIndexes()
+    tap = indexes.tap(layer.descriptor, layer.diff_id)
+    assert tap is not None
+    for _ in range(64):  # far more than the queue or a pipe holds
+        tap.write(b"\x1f\x8b not a layer " * 4096)
+    tap.close(complete=True)
+    assert indexes.get(str(layer.diff_id)) is None
+
+
+def test_kept_indexes_are_used_and_new_ones_kept(layer: Layer, tmp_path: Path) -> None:
+    disk = DiskIndexCache(tmp_path / "cache")
+    indexes = PrefetchingIndexes(disk)
+    _feed(indexes, layer, layer.diff_id, complete=True)
+    made = indexes.get(str(layer.diff_id))
+    assert made is not None and disk.get(str(layer.diff_id)) == made
+    again = PrefetchingIndexes(disk)
+    assert again.tap(layer.descriptor, layer.diff_id) is None  # known: not indexed again
+    assert again.get(str(layer.diff_id)) == made
