@@ -122,7 +122,7 @@ def convert(
             shim_config,
             manifest,
             volume.sealed.fspf,
-            volume.volumes_dir,
+            volume.ciphertexts,
             regions,
             request.plaintext_root,
             store,

@@ -15,9 +15,10 @@ import json
 import posixpath
 import struct
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from sconify.canonical import canonical_json
 from sconify.crypto._primitives import (
@@ -159,18 +160,81 @@ def _check_rel(rel: str) -> str:
     return rel
 
 
+class CiphertextSink(Protocol):
+    """Where a :class:`VolumeWriter` puts each file's ciphertext, named by :func:`blob_name`."""
+
+    def create(self, blob: str) -> AbstractContextManager[BinaryIO]:
+        """A stream for the ciphertext of ``blob`` (written once, then closed)."""
+
+
+class DirectorySink:
+    """Ciphertexts as files below ``root``, laid out as in an image's ``/sconify/volumes``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def create(self, blob: str) -> AbstractContextManager[BinaryIO]:
+        """Create the file ``root/blob`` (and its directory)."""
+        out = self.root / blob
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return out.open("xb")
+
+
+@dataclass(frozen=True)
+class PackedBlob:
+    """Where one ciphertext lies in a :class:`PackSink`'s file."""
+
+    name: str
+    offset: int
+    size: int
+
+
+class PackSink:
+    """Every ciphertext appended to one file, with an index of where each lies.
+
+    A conversion copies the ciphertexts straight into a layer tar; one file instead of a file
+    and a directory per protected file saves two file creations each (slow on overlay file
+    systems). Close it before reading.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = path.open("xb")
+        self.blobs: list[PackedBlob] = []
+
+    @contextmanager
+    def _append(self, blob: str) -> Iterator[BinaryIO]:
+        start = self._file.tell()
+        yield self._file
+        self.blobs.append(PackedBlob(blob, start, self._file.tell() - start))
+
+    def create(self, blob: str) -> AbstractContextManager[BinaryIO]:
+        """Append the ciphertext of ``blob`` to the pack."""
+        return self._append(blob)
+
+    def close(self) -> None:
+        """Finish writing."""
+        self._file.close()
+
+
 class VolumeWriter:
-    """Writes an SCFS v1 volume: ciphertexts into ``volumes_dir``, then the sealed fspf.
+    """Writes an SCFS v1 volume: ciphertexts into ``out``, then the sealed fspf.
+
+    ``out`` is a directory (as an image's ``/sconify/volumes``) or any :class:`CiphertextSink`.
 
     Entries may be added in any order; :meth:`finish` checks that every entry's parent is a
     directory of the same region and that nothing lives below a symlink.
     """
 
     def __init__(
-        self, key: VolumeKey, volumes_dir: Path, *, chunk_size: int = DEFAULT_CHUNK_SIZE
+        self,
+        key: VolumeKey,
+        out: Path | CiphertextSink,
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> None:
         self._key = key
-        self._dir = volumes_dir
+        self._sink = DirectorySink(out) if isinstance(out, Path) else out
         self._chunk_size = chunk_size
         self._regions: dict[str, _Region] = {}
         self._files = 0
@@ -236,9 +300,7 @@ class VolumeWriter:
         reg = self._region(region, rel)
         file_id = random_bytes(FILE_ID_SIZE)
         blob = blob_name(file_id)
-        out = self._dir / blob
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with out.open("xb") as dst:
+        with self._sink.create(blob) as dst:
             encrypt_stream(self._key, src, size, dst, file_id=file_id, chunk_size=self._chunk_size)
         reg.entries[rel] = {
             "path": rel,

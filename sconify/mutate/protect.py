@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from sconify.crypto.keys import VolumeKey
-from sconify.crypto.scfs import SealedVolume, VolumeWriter
+from sconify.crypto.scfs import PackSink, SealedVolume, VolumeWriter
 from sconify.errors import ConversionError, ImageError
 from sconify.image import BlobStore, Compression, Layer, layer_from_tar
 from sconify.mutate.fsview import FsView, Node
@@ -35,7 +35,7 @@ class ProtectedVolume:
     layers: tuple[Layer, ...]
     regions: tuple[str, ...]
     sealed: SealedVolume
-    volumes_dir: Path
+    ciphertexts: PackSink
     rewritten: tuple[int, ...]
 
 
@@ -111,8 +111,11 @@ def plan_protection(view: FsView, regions: Sequence[str]) -> ProtectionPlan:
             entries.append((region, rel, node))
             if node.kind == "file":
                 sources[(node.layer, node.member)].append((region, rel, node))
+    inside = tuple(r + "/" for r in regions)
     touched = tuple(
-        i for i, paths in enumerate(view.layer_paths) if any(_region_of(p, regions) for p in paths)
+        i
+        for i, paths in enumerate(view.layer_paths)
+        if not paths.isdisjoint(regions) or any(p.startswith(inside) for p in paths)
     )
     return ProtectionPlan(tuple(regions), tuple(entries), dict(sources), touched)
 
@@ -128,9 +131,8 @@ def protect_regions(
     compression: Compression = Compression.GZIP,
 ) -> ProtectedVolume:
     """Encrypt the planned regions of ``view`` with ``key``; return plaintext-free layers."""
-    volumes_dir = workdir / "volumes"
-    volumes_dir.mkdir(parents=True)
-    writer = VolumeWriter(key, volumes_dir)
+    ciphertexts = PackSink(workdir / "ciphertexts.pack")
+    writer = VolumeWriter(key, ciphertexts)
     for region in plan.regions:
         root = view.nodes[region]
         writer.add_region(region, mode=root.mode, uid=root.uid, gid=root.gid)
@@ -145,13 +147,14 @@ def protect_regions(
             index, layers[index], plan.regions, plan.sources, writer, store, workdir, compression
         )
     expected = sum(len(group) for group in plan.sources.values())
+    ciphertexts.close()
     sealed = writer.finish()
     if sealed.file_count != expected:
         raise ImageError(
             "some protected files were not found again in their layers",
             hint="a layer changed while converting; run the conversion again",
         )
-    return ProtectedVolume(tuple(out), plan.regions, sealed, volumes_dir, plan.touched)
+    return ProtectedVolume(tuple(out), plan.regions, sealed, ciphertexts, plan.touched)
 
 
 def _rewrite_layer(

@@ -59,14 +59,10 @@ class DeterministicTar:
             size = source.stat().st_size
             self._tar.addfile(self._info(path, tarfile.REGTYPE, mode, size), handle)
 
-    def add_tree(self, root: str, source: Path, mode: int = 0o644) -> None:
-        """Add every file below ``source`` under ``root``, in sorted order."""
-        for item in sorted(source.rglob("*")):
-            target = posixpath.join(root, item.relative_to(source).as_posix())
-            if item.is_dir():
-                self.add_dir(target)
-            else:
-                self.add_file(target, item, mode)
+    def add_stream(self, path: str, source: BinaryIO, size: int, mode: int = 0o644) -> None:
+        """Add a regular file of the next ``size`` bytes read from ``source``."""
+        self._parents(path)
+        self._tar.addfile(self._info(path, tarfile.REGTYPE, mode, size), source)
 
     def add_symlink(self, path: str, target: str) -> None:
         """Add a symbolic link."""

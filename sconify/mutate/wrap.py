@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from sconify import __version__
 from sconify.canonical import canonical_json
+from sconify.crypto.scfs import PackSink
 from sconify.image import BlobStore, Compression, Image, ImageConfig, Layer
 from sconify.mutate.tarwriter import DeterministicTar
 
@@ -78,7 +80,7 @@ def protected_layer(
     shim_config: bytes,
     auth_manifest: bytes,
     fspf: bytes,
-    volumes_dir: Path,
+    ciphertexts: PackSink,
     regions: Sequence[str],
     plaintext_root: str,
     store: BlobStore,
@@ -91,7 +93,10 @@ def protected_layer(
     tar.add_bytes(AUTH_MANIFEST_PATH, auth_manifest)
     tar.add_bytes(FSPF_PATH, fspf)
     tar.add_dir(VOLUMES_PATH)
-    tar.add_tree(VOLUMES_PATH, volumes_dir)
+    with ciphertexts.path.open("rb") as pack:
+        for blob in sorted(ciphertexts.blobs, key=lambda b: b.name):
+            pack.seek(blob.offset)
+            tar.add_stream(posixpath.join(VOLUMES_PATH, blob.name), pack, blob.size)
     for region in regions:
         tar.add_symlink(region, plaintext_root.rstrip("/") + region)
     return tar.to_layer(store, compression)

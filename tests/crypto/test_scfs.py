@@ -12,9 +12,11 @@ import pytest
 from sconify.crypto.keys import VolumeKey
 from sconify.crypto.scfs import (
     HEADER_SIZE,
+    PackSink,
     VolumeWriter,
     decrypt_stream,
     encrypt_stream,
+    open_fspf,
     read_volume,
 )
 from sconify.errors import ConversionError, CryptoError
@@ -116,3 +118,32 @@ def test_vectors(case: Path) -> None:
             assert entry["target"] == expected["target"]
         else:
             assert entry["mode"] == expected["mode"]
+
+
+def test_a_pack_holds_the_same_volume_as_a_directory(tmp_path: Path) -> None:
+    """Ciphertexts appended to one file, each found again at its offset and decrypting."""
+    key = VolumeKey.generate()
+    pack = PackSink(tmp_path / "pack")
+    writer = VolumeWriter(key, pack, chunk_size=64)
+    writer.add_region("/app")
+    files = {"a.txt": b"alpha" * 100, "empty": b"", "b/c.bin": bytes(range(256))}
+    writer.add_dir("/app", "b", mode=0o755)
+    for rel, data in files.items():
+        writer.add_file("/app", rel, io.BytesIO(data), len(data), mode=0o644)
+    pack.close()
+    sealed = writer.finish()
+    entries = {
+        e["blob"]: e
+        for e in open_fspf(sealed.fspf, key, sealed.tag_hex)["regions"][0]["entries"]
+        if e["type"] == "file"
+    }
+    assert sorted(b.name for b in pack.blobs) == sorted(entries)
+    raw = (tmp_path / "pack").read_bytes()
+    assert sum(b.size for b in pack.blobs) == len(raw)
+    for blob in pack.blobs:
+        entry = entries[blob.name]
+        chunk = io.BytesIO(raw[blob.offset : blob.offset + blob.size])
+        plain = b"".join(
+            decrypt_stream(key, chunk, file_id=bytes.fromhex(entry["file_id"]), size=entry["size"])
+        )
+        assert plain == files[entry["path"]]
