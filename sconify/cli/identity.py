@@ -6,12 +6,15 @@ Also holds the options every CAS-talking command shares (``--cas``, ``--identity
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sconify.cas.identity import Identity, default_identity_path
 from sconify.cli import render
+
+if TYPE_CHECKING:
+    # cryptography's x509, with it: ~30 ms that commands not talking to a CAS need not pay.
+    from sconify.cas.identity import Identity
 
 app = typer.Typer(help="Your identity towards a CAS (a P-256 key).", no_args_is_help=True)
 
@@ -38,6 +41,8 @@ DEFAULT_CAS = "127.0.0.1:8081"
 
 def load_identity(path: Path | None) -> Identity:
     """Load or create the identity, warning the human when a new one was made."""
+    from sconify.cas.identity import Identity
+
     identity, created = Identity.load_or_create(path)
     if created:
         render.warn(
@@ -66,6 +71,8 @@ def show(identity: IdentityOption = None, as_json: JsonOption = False) -> None:
 @app.command()
 def create(identity: IdentityOption = None, as_json: JsonOption = False) -> None:
     """Create a new identity key; refuses to overwrite one."""
+    from sconify.cas.identity import Identity, default_identity_path
+
     render.set_json(as_json)
     made = Identity.create(identity or default_identity_path())
     render.warn(f"created {made.path}: back it up, losing it loses your update rights")

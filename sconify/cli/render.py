@@ -13,32 +13,57 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator
-from typing import Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import typer
-from rich.console import Console
 
 from sconify.errors import SconifyError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-stderr = Console(stderr=True, highlight=False)
+_state: dict[str, Any] = {"verbose": 0, "json": False, "no_color": False}
+_console: Console | None = None
+
+
+def _stderr() -> Console:
+    """The console for humans, made on first use: rich costs ~20 ms to import, which a command
+    that prints nothing for humans (``--json``, no warnings) need not pay."""
+    global _console
+    if _console is None:
+        from rich.console import Console
+
+        no_color = True if _state["no_color"] else None
+        _console = Console(stderr=True, highlight=False, no_color=no_color)
+    return _console
+
+
+def _stderr_is_terminal() -> bool:
+    # Rich takes a stream that is not a TTY for no terminal unless TTY_COMPATIBLE or FORCE_COLOR
+    # is set; seeing that here keeps non-interactive runs from importing it.
+    try:
+        tty = sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    if not tty and not {"TTY_COMPATIBLE", "FORCE_COLOR"} & os.environ.keys():
+        return False
+    return _stderr().is_terminal
 
 
 def configure(*, verbose: int = 0, no_color: bool = False) -> None:
     """Set up logging to stderr; ``-v`` shows info, ``-vv`` debug."""
-    global stderr
+    global _console
     if no_color or os.environ.get("NO_COLOR"):
-        stderr = Console(stderr=True, highlight=False, no_color=True)
+        _state["no_color"] = True
+        _console = None
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
     _state["verbose"] = verbose
-
-
-_state: dict[str, Any] = {"verbose": 0, "json": False}
 
 
 def set_json(enabled: bool) -> None:
@@ -57,21 +82,21 @@ def emit(data: Any, *, as_json: bool = False) -> None:
 
 def info(text: str) -> None:
     """Tell the human something on stderr."""
-    stderr.print(text, soft_wrap=True)
+    _stderr().print(text, soft_wrap=True)
 
 
 def warn(text: str) -> None:
     """Warn the human on stderr."""
-    stderr.print(f"[yellow]warning:[/yellow] {text}", soft_wrap=True)
+    _stderr().print(f"[yellow]warning:[/yellow] {text}", soft_wrap=True)
 
 
 @contextlib.contextmanager
 def progress(label: str) -> Iterator[Callable[[str], None]]:
     """Show what a long command is doing: a spinner on a terminal, log lines otherwise."""
-    if not stderr.is_terminal:
+    if not _stderr_is_terminal():
         yield lambda step: logging.getLogger("sconify").info("%s: %s", label, step)
         return
-    with stderr.status(label) as status:
+    with _stderr().status(label) as status:
         yield lambda step: status.update(f"{label}: {step}")
 
 
@@ -79,7 +104,7 @@ def fail(err: SconifyError) -> NoReturn:
     """Render ``err`` for a human (and for machines under ``--json``) and exit."""
     if _state["verbose"] >= 2:
         traceback.print_exception(err, file=sys.stderr)
-    stderr.print(f"[red]error:[/red] {err.diagnostics()}", markup=True, soft_wrap=True)
+    _stderr().print(f"[red]error:[/red] {err.diagnostics()}", markup=True, soft_wrap=True)
     if _state["json"]:
         emit(err.to_json(), as_json=True)
     sys.exit(err.exit_code)
@@ -108,5 +133,5 @@ def run(entry: Callable[..., Any], **kwargs: Any) -> NoReturn:
         cast(Any, ex).show(file=sys.stderr)
         sys.exit(EXIT_USAGE if isinstance(ex, _UsageError) else EXIT_FAILED)
     if code == EXIT_INTERRUPTED:
-        stderr.print("interrupted")
+        _stderr().print("interrupted")
     sys.exit(code if isinstance(code, int) else EXIT_OK)

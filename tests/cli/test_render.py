@@ -58,3 +58,20 @@ def test_interrupt_exits_130(tmp_path: Path) -> None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 130
+
+
+def test_progress_off_a_terminal_does_not_import_rich() -> None:
+    # Rich costs ~20 ms to import; a run whose stderr is a pipe or file gets log lines instead.
+    code = (
+        "import sys\n"
+        "from sconify.cli import render\n"
+        "with render.progress('converting') as step:\n"
+        "    step('reading')\n"
+        "print('rich' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
