@@ -24,6 +24,15 @@ def clean_name(name: str, *, layer: str) -> str:
             hint="rebuild the image with a tool that writes relative tar names",
         )
     stripped = name[2:] if name.startswith("./") else name
+    # Most names are already clean: nothing to drop, so nothing to split and join again.
+    path = "/" + stripped
+    if (
+        "//" not in path
+        and "/./" not in path
+        and "/../" not in path
+        and not path.endswith(("/", "/.", "/.."))
+    ):
+        return path
     parts = [p for p in stripped.split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
         raise UnsafeLayer(
@@ -48,6 +57,8 @@ class Whiteout:
 
 def whiteout_of(path: str) -> Whiteout | None:
     """Return the whiteout that ``path`` (an entry name) encodes, if it is one."""
+    if WHITEOUT_PREFIX not in path:
+        return None
     base = posixpath.basename(path)
     if not base.startswith(WHITEOUT_PREFIX):
         return None
