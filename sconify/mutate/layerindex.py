@@ -10,18 +10,26 @@ parsed). The tar stream itself is hashed on the way, so an index is only ever re
 
 from __future__ import annotations
 
-import hashlib
-import tarfile
-from dataclasses import dataclass, replace
+import contextlib
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from sconify.elf import ELF_MAGIC, ElfInfo, NotElf, parse_elf
 from sconify.errors import ImageError, UnsafeLayer
 from sconify.image import Digest, Layer
-from sconify.mutate.tarpaths import Whiteout, clean_hardlink_target, clean_name, whiteout_of
+from sconify.mutate.tarpaths import Whiteout, clean_name, whiteout_of
+from sconify.mutate.tarscan import (
+    DIRTYPE,
+    LNKTYPE,
+    REGULAR_TYPES,
+    SYMTYPE,
+    TarEntry,
+    TarFormatError,
+    TarScanner,
+    UnsupportedTar,
+)
 
 _ELF_PARSE_LIMIT = 512 * 1024 * 1024
-_READ = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -44,37 +52,6 @@ class Node:
     target: str = ""
     sha256: str = ""
     elf: ElfInfo | None = None
-
-
-def _kind(member: tarfile.TarInfo) -> str:
-    if member.isdir():
-        return "dir"
-    if member.issym():
-        return "symlink"
-    if member.isreg() or member.islnk():
-        return "file"
-    return "other"
-
-
-def _hash_member(stream: tarfile.TarFile, member: tarfile.TarInfo) -> tuple[str, ElfInfo | None]:
-    handle = stream.extractfile(member)
-    if handle is None:
-        return hashlib.sha256(b"").hexdigest(), None
-    digest = hashlib.sha256()
-    head = handle.read(_READ)
-    digest.update(head)
-    if head.startswith(ELF_MAGIC) and member.size <= _ELF_PARSE_LIMIT:
-        chunks = [head]
-        while chunk := handle.read(_READ):
-            digest.update(chunk)
-            chunks.append(chunk)
-        try:
-            return digest.hexdigest(), parse_elf(b"".join(chunks))
-        except NotElf:
-            return digest.hexdigest(), None
-    while chunk := handle.read(_READ):
-        digest.update(chunk)
-    return digest.hexdigest(), None
 
 
 @dataclass(frozen=True)
@@ -133,23 +110,11 @@ class LayerIndex:
         )
 
 
-class _HashingReader:
-    """Reads through to ``inner`` and hashes every byte handed out (the layer's diff_id)."""
-
-    def __init__(self, inner: BinaryIO) -> None:
-        self._inner = inner
-        self.hash = hashlib.sha256()
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._inner.read(size)
-        self.hash.update(data)
-        return data
-
-    def drain(self) -> Digest:
-        """Hash what the tar reader left unread (padding after the end marker); the digest."""
-        while self.read(_READ):
-            pass
-        return Digest.from_hex(self.hash.hexdigest())
+_UNREADABLE_HINT = "the blob is corrupt or not a layer; pull the image again"
+_UNSUPPORTED_HINT = (
+    "the layer was written with a tar feature sconify does not read (see the message); "
+    "rebuild the image with docker, buildah or another standard layer writer"
+)
 
 
 def index_tar(tar: BinaryIO, name: str) -> tuple[LayerIndex, Digest]:
@@ -160,27 +125,29 @@ def index_tar(tar: BinaryIO, name: str) -> tuple[LayerIndex, Digest]:
     additions: list[Node] = []
     whiteouts = []
     seen: set[str] = set()
-    by_member: dict[str, Node] = {}
-    reader = _HashingReader(tar)
+    by_path: dict[str, Node] = {}
+    scan = TarScanner(tar)
     try:
-        with tarfile.open(fileobj=reader, mode="r|") as stream:  # type: ignore[call-overload]
-            for member in stream:
-                path = clean_name(member.name, layer=name)
-                if path == "/":
-                    continue
-                seen.add(path)
-                wo = whiteout_of(path)
-                if wo is not None:
-                    whiteouts.append(wo)
-                    continue
-                node = _node_of(stream, member, path, name, by_member)
-                by_member[path] = node
-                additions.append(node)
-        diff_id = reader.drain()
-    except (tarfile.TarError, EOFError, OSError) as err:
+        while (entry := scan.next()) is not None:
+            path = clean_name(entry.name, layer=name)
+            if path == "/":
+                continue
+            seen.add(path)
+            wo = whiteout_of(path)
+            if wo is not None:
+                whiteouts.append(wo)
+                continue
+            node = _node_of(scan, entry, path, name, by_path)
+            by_path[path] = node
+            additions.append(node)
+        diff_id = Digest.from_hex(scan.finish())
+    except UnsupportedTar as err:
         raise ImageError(
-            f"layer {name} is not a readable tar: {err}",
-            hint="the blob is corrupt or not a layer; pull the image again",
+            f"layer {name} is not a readable tar: {err}", hint=_UNSUPPORTED_HINT
+        ) from err
+    except (TarFormatError, EOFError, OSError) as err:
+        raise ImageError(
+            f"layer {name} is not a readable tar: {err}", hint=_UNREADABLE_HINT
         ) from err
     return LayerIndex(tuple(additions), tuple(whiteouts), frozenset(seen)), diff_id
 
@@ -204,16 +171,29 @@ def check_diff_id(found: Digest, expected: Digest, name: str) -> None:
 
 
 def _node_of(
-    stream: tarfile.TarFile,
-    member: tarfile.TarInfo,
+    scan: TarScanner,
+    entry: TarEntry,
     path: str,
     layer_name: str,
     earlier: dict[str, Node],
 ) -> Node:
-    kind = _kind(member)
-    node = Node(path, kind, member.mode & 0o7777, member.uid, member.gid, 0, member.name)
-    if member.islnk():
-        target = clean_hardlink_target(member, layer=layer_name)
+    kind = entry.type
+    mode = entry.mode & 0o7777
+    if kind in REGULAR_TYPES:
+        sha, data = scan.digest_data(ELF_MAGIC, _ELF_PARSE_LIMIT)
+        elf = None
+        if data is not None:
+            with contextlib.suppress(NotElf):
+                elf = parse_elf(data)
+        return Node(
+            path, "file", mode, entry.uid, entry.gid, 0, entry.name, entry.size, "", sha, elf
+        )
+    if kind == DIRTYPE:
+        return Node(path, "dir", mode, entry.uid, entry.gid, 0, entry.name)
+    if kind == SYMTYPE:
+        return Node(path, "symlink", mode, entry.uid, entry.gid, 0, entry.name, 0, entry.linkname)
+    if kind == LNKTYPE:
+        target = clean_name(entry.linkname, layer=layer_name)
         source = earlier.get(target)
         if source is None or source.kind != "file":
             raise UnsafeLayer(
@@ -221,17 +201,17 @@ def _node_of(
                 "earlier in the same layer",
                 hint="rebuild the image; hard links must point to a file in their own layer",
             )
-        return replace(
-            node,
-            kind="file",
-            member=source.member,
-            size=source.size,
-            sha256=source.sha256,
-            elf=source.elf,
+        return Node(
+            path,
+            "file",
+            mode,
+            entry.uid,
+            entry.gid,
+            0,
+            source.member,
+            source.size,
+            "",
+            source.sha256,
+            source.elf,
         )
-    if kind == "symlink":
-        return replace(node, target=member.linkname)
-    if kind == "file":
-        sha, elf = _hash_member(stream, member)
-        return replace(node, size=member.size, sha256=sha, elf=elf)
-    return node
+    return Node(path, "other", mode, entry.uid, entry.gid, 0, entry.name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import tarfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -41,3 +42,31 @@ def test_a_layer_that_is_not_its_diff_id_is_refused(tmp_path: Path) -> None:
     assert "tampered" in (caught.value.hint or "")
     with pytest.raises(ImageError):
         scan_layers([liar])
+
+
+def test_a_blob_that_is_not_a_whole_tar_is_refused_with_a_hint(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "store")
+    layer = make_layer(store, tmp_path, [Entry("app/x", data=bytes(range(256)) * 4000)])
+    cut = tmp_path / "cut.gz"
+    cut.write_bytes(layer.path.read_bytes()[: layer.size // 2])  # the gzip stream ends early
+    with pytest.raises(ImageError) as caught:
+        index_layer(replace(layer, path=cut), "0 (cut)")
+    assert str(caught.value).startswith("layer 0 (cut) is not a readable tar: ")
+    assert "pull the image again" in (caught.value.hint or "")
+    tar = (tmp_path / "layer-0.tar").read_bytes()
+    with pytest.raises(ImageError) as caught:
+        index_tar(io.BytesIO(tar[:1000]), "1")  # the tar itself ends inside a file
+    assert "unexpected end of data" in str(caught.value)
+    assert "pull the image again" in (caught.value.hint or "")
+
+
+def test_an_unsupported_tar_feature_is_named_with_what_to_do(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("app/x")
+        info.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0"}
+        tar.addfile(info)
+    with pytest.raises(ImageError) as caught:
+        index_tar(io.BytesIO(buf.getvalue()), "2")
+    assert str(caught.value).startswith("layer 2 is not a readable tar: a GNU sparse file")
+    assert "rebuild the image" in (caught.value.hint or "")
