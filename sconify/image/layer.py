@@ -77,31 +77,33 @@ def open_decompressed(path: Path, compression: Compression) -> BinaryIO:
 
 
 def decompressing(raw: BinaryIO, compression: Compression) -> BinaryIO:
-    """A stream of the decompressed bytes of ``raw``; closing it closes ``raw``.
+    """A stream of the decompressed bytes of ``raw``; closing it closes ``raw``. Corrupt data
+    raises ``OSError`` whatever the decompressor (as zlib's gzip module does).
 
     gzip is inflated by ISA-L in a thread of its own, about twice as fast as zlib and beside
     the caller's work (tar parsing, hashing) on another core.
     """
     if compression is Compression.GZIP:
         inflating = igzip_threaded.open(raw, "rb", threads=1)
-        return cast(BinaryIO, io.BufferedReader(_CorruptionAsOSError(inflating, raw), CHUNK))
+        return cast(BinaryIO, io.BufferedReader(_Reraising(inflating, raw, _ISAL_ERROR), CHUNK))
     if compression is Compression.NONE:
         return raw
     # Layers made by pzstd, zstd --threads or zstd:chunked have several frames.
     reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=True)
-    return cast(BinaryIO, reader)
+    return cast(BinaryIO, io.BufferedReader(_Reraising(reader, raw, zstandard.ZstdError), CHUNK))
 
 
 _ISAL_ERROR = cast(type[Exception], isal_zlib.error)
 
 
-class _CorruptionAsOSError(io.RawIOBase):
-    """ISA-L reports corrupt deflate data with its own exception; callers expect ``OSError``,
-    as zlib's gzip module raises for the same bytes."""
+class _Reraising(io.RawIOBase):
+    """Reads ``inner``, turning its decompressor's own exception into ``OSError``; closing it
+    closes ``inner`` and the compressed stream ``raw``."""
 
-    def __init__(self, inner: Any, raw: BinaryIO) -> None:
+    def __init__(self, inner: Any, raw: BinaryIO, error: type[Exception]) -> None:
         self._inner = inner
         self._raw = raw
+        self._error = error
 
     def readable(self) -> bool:
         return True
@@ -109,8 +111,8 @@ class _CorruptionAsOSError(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         try:
             return int(self._inner.readinto(buffer))
-        except _ISAL_ERROR as err:
-            raise OSError(f"corrupt gzip data: {err}") from None
+        except self._error as err:
+            raise OSError(f"corrupt compressed data: {err}") from None
 
     def close(self) -> None:
         try:

@@ -1,7 +1,7 @@
 """The merged file system of an image, as a container would see it, built from its layers.
 
 Each layer is indexed once (:mod:`sconify.mutate.layerindex`, or a cache that has the index of
-the same ``diff_id``); the indexes are then merged bottom to top, applying whiteouts and opaque
+the same blob); the indexes are then merged bottom to top, applying whiteouts and opaque
 directories, into one view: for each path that survives, where its content lives (layer and tar
 member), its metadata and its sha256.
 """
@@ -140,27 +140,28 @@ def _refuse_write_through_symlink(view: FsView, path: str, layer: str) -> None:
 class IndexCache(Protocol):
     """Where layer indexes are kept between conversions (see :mod:`sconify.mutate.indexcache`)."""
 
-    def get(self, diff_id: str) -> LayerIndex | None:
-        """The index of the layer whose uncompressed tar hashes to ``diff_id``, if kept."""
+    def get(self, digest: str) -> LayerIndex | None:
+        """The index of the layer blob named ``digest``, if kept."""
 
-    def put(self, diff_id: str, index: LayerIndex) -> None:
-        """Keep an index."""
+    def put(self, digest: str, index: LayerIndex) -> None:
+        """Keep the index of the layer blob named ``digest``."""
 
 
 def scan_layers(layers: Sequence[Layer], cache: IndexCache | None = None) -> FsView:
     """Build the merged view of ``layers`` (bottom first), applying whiteouts and opaque dirs.
 
-    A layer's index depends only on its content, so ``cache`` may answer for layers seen
-    before (a shared base image is read once, not at every conversion).
+    A layer's index depends only on its blob's bytes, named by the blob's digest (which the
+    blob store has verified), so ``cache`` may answer for layers seen before (a shared base
+    image is read once, not at every conversion).
     """
     view = FsView()
     for position, layer in enumerate(layers):
         name = f"{position} ({layer.digest})"
-        index = cache.get(str(layer.diff_id)) if cache is not None else None
+        index = cache.get(str(layer.digest)) if cache is not None else None
         if index is None:
             index = index_layer(layer, name)
             if cache is not None:
-                cache.put(str(layer.diff_id), index)
+                cache.put(str(layer.digest), index)
         for wo in index.whiteouts:
             view.remove_tree(wo.path, keep_root=wo.opaque)
         for node in index.entries:

@@ -1,9 +1,11 @@
-"""Layer indexes kept on disk between conversions, named by the layer's ``diff_id``.
+"""Layer indexes kept on disk between conversions, named by the digest of the layer's blob.
 
-An index is a pure function of the layer's uncompressed bytes, so a base image shared by many
-conversions (a CI job converting the same Flask image again and again) is read once. The cache
-lives under ``$XDG_CACHE_HOME/sconify/layer-index``; ``SCONIFY_NO_CACHE=1`` turns it off. An
-unreadable entry is ignored and rewritten.
+An index is a pure function of the blob's bytes, and the digest names those bytes (the blob
+store holds a blob only under the digest it hashes to), so a base image shared by many
+conversions (a CI job converting the same Flask image again and again) is read once, and no
+image can have its index recorded under another's layer. The cache lives under
+``$XDG_CACHE_HOME/sconify/layer-index``; ``SCONIFY_NO_CACHE=1`` turns it off. An unreadable entry
+is ignored and rewritten.
 """
 
 from __future__ import annotations
@@ -39,12 +41,12 @@ class DiskIndexCache:
         """The default cache, or None when ``SCONIFY_NO_CACHE`` is set."""
         return None if os.environ.get("SCONIFY_NO_CACHE") else cls()
 
-    def _path(self, diff_id: str) -> Path:
-        return self.root / (diff_id.replace(":", "-") + ".json.gz")
+    def _path(self, digest: str) -> Path:
+        return self.root / (digest.replace(":", "-") + ".json.gz")
 
-    def get(self, diff_id: str) -> LayerIndex | None:
+    def get(self, digest: str) -> LayerIndex | None:
         """The kept index, or None (also when the file is unreadable)."""
-        path = self._path(diff_id)
+        path = self._path(digest)
         try:
             with gzip.open(path, "rt", encoding="utf-8") as handle:
                 return LayerIndex.from_json(json.load(handle))
@@ -54,7 +56,7 @@ class DiskIndexCache:
             log.warning("ignoring the unreadable layer index %s: %s", path, err)
             return None
 
-    def put(self, diff_id: str, index: LayerIndex) -> None:
+    def put(self, digest: str, index: LayerIndex) -> None:
         """Keep ``index`` (best effort: a full disk only costs speed)."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -64,6 +66,6 @@ class DiskIndexCache:
                 gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as gz,
             ):
                 gz.write(json.dumps(index.to_json(), separators=(",", ":")).encode())
-            os.replace(tmp, self._path(diff_id))
+            os.replace(tmp, self._path(digest))
         except OSError as err:
-            log.warning("could not keep the layer index of %s: %s", diff_id, err)
+            log.warning("could not keep the layer index of %s: %s", digest, err)

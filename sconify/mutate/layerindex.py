@@ -1,11 +1,10 @@
 """What one layer holds, read in one streaming pass over its tar: the unit the layer-index
-cache keeps (by ``diff_id``) and :mod:`sconify.mutate.fsview` merges.
+cache keeps (by the blob's digest) and :mod:`sconify.mutate.fsview` merges.
 
 For each entry: its metadata and where its bytes are (tar member); for regular files the sha256
 and, for ELF files, what the loader needs. Nothing is extracted to disk and no file is held whole
 in memory except ELF files, which are parsed (libraries are small; huge ones are hashed but not
-parsed). The tar stream itself is hashed on the way, so an index is only ever recorded under the
-``diff_id`` its bytes really have.
+parsed).
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from typing import Any, BinaryIO
 
 from sconify.elf import ELF_MAGIC, ElfInfo, NotElf, parse_elf
 from sconify.errors import ImageError, UnsafeLayer
-from sconify.image import Digest, Layer
+from sconify.image import Layer
 from sconify.mutate.tarpaths import Whiteout, clean_name, whiteout_of
 from sconify.mutate.tarscan import (
     DIRTYPE,
@@ -57,7 +56,7 @@ class Node:
 @dataclass(frozen=True)
 class LayerIndex:
     """What one layer holds, independent of the layers around it (so it can be cached by its
-    ``diff_id``): entries in tar order (``layer`` still 0), whiteouts, and every path named."""
+    blob's digest): entries in tar order (``layer`` still 0), whiteouts, and every path named."""
 
     entries: tuple[Node, ...]
     whiteouts: tuple[Whiteout, ...]
@@ -117,8 +116,8 @@ _UNSUPPORTED_HINT = (
 )
 
 
-def index_tar(tar: BinaryIO, name: str) -> tuple[LayerIndex, Digest]:
-    """Index the uncompressed layer tar read from ``tar``; also return its sha256 (diff_id).
+def index_tar(tar: BinaryIO, name: str) -> LayerIndex:
+    """Index the uncompressed layer tar read from ``tar``.
 
     ``name`` names the layer in errors.
     """
@@ -140,7 +139,6 @@ def index_tar(tar: BinaryIO, name: str) -> tuple[LayerIndex, Digest]:
             node = _node_of(scan, entry, path, name, by_path)
             by_path[path] = node
             additions.append(node)
-        diff_id = Digest.from_hex(scan.finish())
     except UnsupportedTar as err:
         raise ImageError(
             f"layer {name} is not a readable tar: {err}", hint=_UNSUPPORTED_HINT
@@ -149,25 +147,13 @@ def index_tar(tar: BinaryIO, name: str) -> tuple[LayerIndex, Digest]:
         raise ImageError(
             f"layer {name} is not a readable tar: {err}", hint=_UNREADABLE_HINT
         ) from err
-    return LayerIndex(tuple(additions), tuple(whiteouts), frozenset(seen)), diff_id
+    return LayerIndex(tuple(additions), tuple(whiteouts), frozenset(seen))
 
 
 def index_layer(layer: Layer, name: str) -> LayerIndex:
-    """Index ``layer``'s tar, checking that it is the tar the image config names (diff_id)."""
+    """Index ``layer``'s tar (``name`` names it in errors)."""
     with layer.open_tar() as raw:
-        index, diff_id = index_tar(raw, name)
-    check_diff_id(diff_id, layer.diff_id, name)
-    return index
-
-
-def check_diff_id(found: Digest, expected: Digest, name: str) -> None:
-    """Refuse a layer whose uncompressed tar is not the one the image config lists."""
-    if found != expected:
-        raise ImageError(
-            f"layer {name}: its uncompressed tar hashes to {found}, but the image config "
-            f"lists {expected}",
-            hint="the image is corrupt or was tampered with; rebuild or pull it again",
-        )
+        return index_tar(raw, name)
 
 
 def _node_of(

@@ -6,10 +6,10 @@ a pull one tap per layer (:meth:`~PrefetchingIndexes.tap`); each tap indexes its
 thread of its own while the bytes arrive, and the same object then answers the scan as an
 :class:`~sconify.mutate.fsview.IndexCache`.
 
-An index made this way is used only when the blob arrived whole and verified *and* its tar
-hashed to the diff_id the config lists; anything else (a failed or restarted download, a corrupt
-or hostile layer) leaves no index, and the scan reads the layer from the store as it would
-without prefetching, reporting whatever is wrong with it.
+An index made this way is used only when the blob arrived whole and verified against its digest;
+anything else (a failed or restarted download, a corrupt or hostile layer) leaves no index, and
+the scan reads the layer from the store as it would without prefetching, reporting whatever is
+wrong with it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import threading
 from typing import Any
 
 from sconify.errors import ImageError
-from sconify.image import BlobTap, Compression, Descriptor, Digest
+from sconify.image import BlobTap, Compression, Descriptor
 from sconify.image.layer import decompressing
 from sconify.mutate.fsview import IndexCache
 from sconify.mutate.layerindex import LayerIndex, index_tar
@@ -67,10 +67,9 @@ class _Arriving(io.RawIOBase):
 class _IndexingTap:
     """Indexes one layer from the blob bytes fed to it (a :class:`~sconify.image.BlobTap`)."""
 
-    def __init__(self, compression: Compression, diff_id: Digest, name: str) -> None:
+    def __init__(self, compression: Compression, name: str) -> None:
         self._chunks: queue.Queue[bytes | None] = queue.Queue(QUEUE_CHUNKS)
         self._compression = compression
-        self._diff_id = diff_id
         self._name = name
         self._index: LayerIndex | None = None
         self._complete = False
@@ -91,7 +90,7 @@ class _IndexingTap:
             self._chunks.put(None)
 
     def result(self) -> LayerIndex | None:
-        """Wait for the indexer; its index if the blob was whole and the tar its diff_id."""
+        """Wait for the indexer; its index if the blob arrived whole and verified."""
         self._thread.join()
         return self._index if self._complete else None
 
@@ -99,11 +98,7 @@ class _IndexingTap:
         arriving = _Arriving(self._chunks)
         try:
             with decompressing(arriving, self._compression) as tar:  # type: ignore[arg-type]
-                index, found = index_tar(tar, self._name)
-            if found == self._diff_id:
-                self._index = index
-            else:
-                log.debug("layer %s: tar is %s, not %s", self._name, found, self._diff_id)
+                self._index = index_tar(tar, self._name)
         except Exception as err:  # the scan reads the layer again and reports what is wrong
             log.debug("layer %s: not indexed while downloading: %s", self._name, err)
         finally:
@@ -123,10 +118,10 @@ class PrefetchingIndexes:
         self._kept: dict[str, LayerIndex] = {}  # read from ``backing`` while deciding on a tap
         self._lock = threading.Lock()
 
-    def tap(self, descriptor: Descriptor, diff_id: Digest) -> BlobTap | None:
+    def tap(self, descriptor: Descriptor) -> BlobTap | None:
         """A tap indexing the layer ``descriptor`` while it arrives, or None when not needed
         (the layer is indexed already, or its media type is not one sconify reads)."""
-        key = str(diff_id)
+        key = str(descriptor.digest)
         try:
             compression = Compression.from_media_type(descriptor.media_type)
         except ImageError:  # reading the image reports the media type
@@ -138,26 +133,26 @@ class PrefetchingIndexes:
             if kept is not None:
                 self._kept[key] = kept
                 return None
-            tap = _IndexingTap(compression, diff_id, str(descriptor.digest))
+            tap = _IndexingTap(compression, key)
             self._taps[key] = tap
             return tap
 
-    def get(self, diff_id: str) -> LayerIndex | None:
+    def get(self, digest: str) -> LayerIndex | None:
         """The index made while downloading (waiting for it), else the backing cache's."""
         with self._lock:
-            tap = self._taps.pop(diff_id, None)
-            kept = self._kept.pop(diff_id, None)
+            tap = self._taps.pop(digest, None)
+            kept = self._kept.pop(digest, None)
         if kept is not None:
             return kept
         if tap is not None:
             index = tap.result()
             if index is not None:
                 if self._backing is not None:
-                    self._backing.put(diff_id, index)
+                    self._backing.put(digest, index)
                 return index
-        return self._backing.get(diff_id) if self._backing is not None else None
+        return self._backing.get(digest) if self._backing is not None else None
 
-    def put(self, diff_id: str, index: LayerIndex) -> None:
+    def put(self, digest: str, index: LayerIndex) -> None:
         """Keep an index the scan made itself (in the backing cache)."""
         if self._backing is not None:
-            self._backing.put(diff_id, index)
+            self._backing.put(digest, index)

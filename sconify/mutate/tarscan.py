@@ -1,5 +1,5 @@
 """A one-pass reader of layer tars: large reads, headers parsed by hand, file bytes hashed in
-place, and every byte of the stream hashed on the way (the layer's ``diff_id``).
+place.
 
 It reads what :mod:`tarfile` reads in stream mode and gives the same answers: an entry's
 ``name`` is what tarfile calls ``member.name`` (:mod:`sconify.mutate.protect` finds entries
@@ -33,7 +33,7 @@ Nothing falls back to tarfile: a stream cannot be read twice, and these layers a
 hostile rather than merely unusual.
 
 A stream that ends cleanly at a header boundary without the end-of-archive blocks is read as
-complete, as tarfile and Go do; the ``diff_id`` check catches a layer cut short there.
+complete, as tarfile and Go do; a blob cut short there fails its digest check in the store.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def _decode_pax(value: bytes, encoding: str, fallback: str) -> str:
 
 
 class TarScanner:
-    """Reads a tar stream entry by entry, hashing every byte read (see :meth:`finish`).
+    """Reads a tar stream entry by entry.
 
     Call :meth:`next` until it returns ``None``; for a regular file, :meth:`digest_data` may be
     called before the next :meth:`next` (data not read is skipped). Raises
@@ -157,7 +157,6 @@ class TarScanner:
     def __init__(self, stream: BinaryIO, read_size: int = READ_SIZE) -> None:
         self._stream = stream
         self._read_size = read_size
-        self._hash = hashlib.sha256()
         self._buf = b""
         self._pos = 0
         self._base = 0  # stream offset of _buf[0]
@@ -173,7 +172,6 @@ class TarScanner:
         chunk = self._stream.read(self._read_size)
         if not chunk:
             return False
-        self._hash.update(chunk)
         self._base += len(self._buf)
         self._buf, self._pos = chunk, 0
         return True
@@ -188,7 +186,6 @@ class TarScanner:
             chunk = self._stream.read(self._read_size)
             if not chunk:
                 break
-            self._hash.update(chunk)
             pieces.append(chunk)
             have += len(chunk)
         self._base += self._pos
@@ -452,12 +449,3 @@ class TarScanner:
             if not self._read():
                 raise TarFormatError(f"unexpected end of data at offset {self.offset()}")
         return digest_of.hexdigest(), b"".join(kept) if keep else None
-
-    def finish(self) -> str:
-        """Read what is left of the stream (padding after the end marker counts) and return the
-        sha256 (hex) of every byte of it."""
-        self._done = True
-        self._left = self._pad = 0
-        while self._read():
-            pass
-        return self._hash.hexdigest()

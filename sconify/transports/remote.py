@@ -13,7 +13,6 @@ registry; :func:`push` and :func:`read` count what they moved into ``stats``.
 from __future__ import annotations
 
 import io
-import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,9 +40,9 @@ log = logging.getLogger(__name__)
 #: Blobs moved at once; enough to overlap round trips without flooding a small machine.
 PARALLEL_BLOBS = 4
 
-#: Given a layer's descriptor and the diff_id its config lists, a tap that watches the layer's
-#: blob arrive (e.g. to index it while it downloads), or None.
-LayerTaps = Callable[[Descriptor, Digest], BlobTap | None]
+#: Given a layer's descriptor, a tap that watches its blob arrive (e.g. to index the layer while
+#: it downloads), or None.
+LayerTaps = Callable[[Descriptor], BlobTap | None]
 
 
 @contextmanager
@@ -101,7 +100,6 @@ def read(
         manifest = parse_manifest(fetched.data)
         config_bytes = c.read_blob(ref.repository, Digest.parse(manifest["config"]["digest"]))
         layer_descs = [Descriptor.from_json(d) for d in manifest.get("layers") or ()]
-        diff_ids = _diff_ids(config_bytes, layer_descs)
 
         def fetch(desc: Descriptor) -> None:
             if store.has(desc.digest):
@@ -109,27 +107,13 @@ def read(
                 if stats is not None:
                     stats.cached()
                 return
-            diff_id = diff_ids.get(desc.digest)
-            tap = taps(desc, diff_id) if taps is not None and diff_id is not None else None
+            tap = taps(desc) if taps is not None else None
             c.fetch_blob(ref.repository, desc.digest, store, desc.size, stats=stats, tap=tap)
 
         _parallel(fetch, layer_descs)
     image = Image.assemble(fetched.data, config_bytes, lambda d: store.path(d.digest))
     log.info("read %s: %s, %d layers", ref, image.digest(), len(image.layers))
     return image
-
-
-def _diff_ids(config_bytes: bytes, layers: Sequence[Descriptor]) -> dict[Digest, Digest]:
-    """Layer digest -> the diff_id the config lists for it, when the config is well formed
-    (:meth:`Image.assemble` reports a malformed one; taps are only an optimisation)."""
-    try:
-        listed = json.loads(config_bytes)["rootfs"]["diff_ids"]
-        if not isinstance(listed, list) or len(listed) != len(layers):
-            return {}
-        pairs = zip(layers, listed, strict=True)
-        return {desc.digest: Digest.parse(diff_id) for desc, diff_id in pairs}
-    except (ValueError, KeyError, TypeError, ImageError):
-        return {}
 
 
 def push(

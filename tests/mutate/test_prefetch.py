@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sconify.image import BlobStore, Compression, Digest, Layer
+from sconify.image import BlobStore, Compression, Layer
 from sconify.mutate.indexcache import DiskIndexCache
 from sconify.mutate.layerindex import index_layer
 from sconify.mutate.prefetch import PrefetchingIndexes
@@ -30,8 +30,8 @@ def layer(request: pytest.FixtureRequest, tmp_path: Path) -> Layer:
     return make_layer(store, tmp_path, entries, request.param)
 
 
-def _feed(indexes: PrefetchingIndexes, layer: Layer, diff_id: Digest, *, complete: bool) -> None:
-    tap = indexes.tap(layer.descriptor, diff_id)
+def _feed(indexes: PrefetchingIndexes, layer: Layer, *, complete: bool) -> None:
+    tap = indexes.tap(layer.descriptor)
     assert tap is not None
     data = layer.path.read_bytes()
     for start in range(0, len(data), CHUNK):
@@ -41,39 +41,32 @@ def _feed(indexes: PrefetchingIndexes, layer: Layer, diff_id: Digest, *, complet
 
 def test_the_index_made_while_downloading_is_the_scans(layer: Layer) -> None:
     indexes = PrefetchingIndexes()
-    _feed(indexes, layer, layer.diff_id, complete=True)
-    assert indexes.get(str(layer.diff_id)) == index_layer(layer, "0")
+    _feed(indexes, layer, complete=True)
+    assert indexes.get(str(layer.digest)) == index_layer(layer, "0")
 
 
 def test_an_incomplete_download_leaves_no_index(layer: Layer) -> None:
     indexes = PrefetchingIndexes()
-    _feed(indexes, layer, layer.diff_id, complete=False)
-    assert indexes.get(str(layer.diff_id)) is None
-
-
-def test_a_tar_that_is_not_the_diff_id_leaves_no_index(layer: Layer) -> None:
-    indexes = PrefetchingIndexes()
-    claimed = Digest.from_hex("cd" * 32)
-    _feed(indexes, layer, claimed, complete=True)
-    assert indexes.get(str(claimed)) is None
+    _feed(indexes, layer, complete=False)
+    assert indexes.get(str(layer.digest)) is None
 
 
 def test_garbage_leaves_no_index_and_does_not_block(layer: Layer) -> None:
     indexes = PrefetchingIndexes()
-    tap = indexes.tap(layer.descriptor, layer.diff_id)
+    tap = indexes.tap(layer.descriptor)
     assert tap is not None
     for _ in range(64):  # far more than the queue or a pipe holds
         tap.write(b"\x1f\x8b not a layer " * 4096)
     tap.close(complete=True)
-    assert indexes.get(str(layer.diff_id)) is None
+    assert indexes.get(str(layer.digest)) is None
 
 
 def test_kept_indexes_are_used_and_new_ones_kept(layer: Layer, tmp_path: Path) -> None:
     disk = DiskIndexCache(tmp_path / "cache")
     indexes = PrefetchingIndexes(disk)
-    _feed(indexes, layer, layer.diff_id, complete=True)
-    made = indexes.get(str(layer.diff_id))
-    assert made is not None and disk.get(str(layer.diff_id)) == made
+    _feed(indexes, layer, complete=True)
+    made = indexes.get(str(layer.digest))
+    assert made is not None and disk.get(str(layer.digest)) == made
     again = PrefetchingIndexes(disk)
-    assert again.tap(layer.descriptor, layer.diff_id) is None  # known: not indexed again
-    assert again.get(str(layer.diff_id)) == made
+    assert again.tap(layer.descriptor) is None  # known: not indexed again
+    assert again.get(str(layer.digest)) == made

@@ -20,15 +20,9 @@ import pytest
 
 from sconify.elf import ELF_MAGIC, ElfInfo, NotElf, parse_elf
 from sconify.errors import ImageError, UnsafeLayer
-from sconify.image import Digest
 from sconify.mutate.layerindex import LayerIndex, Node, index_tar
 from sconify.mutate.tarpaths import Whiteout, clean_name, whiteout_of
 from sconify.mutate.tarscan import TarScanner, UnsupportedTar
-
-BASE_LAYER = (
-    Path.home() / ".cache/sconify/bench/layout-6106b7ea2e6d/blobs/sha256/"
-    "4798188a33b7d56d923a63f4e7ae17e8d6dc3bf4ab0ae6bd71058bb651e57c72"
-)
 
 # --- the oracle: index_tar as it was, on tarfile ------------------------------------------------
 
@@ -65,26 +59,14 @@ def _oracle_kind(member: tarfile.TarInfo) -> str:
     return "other"
 
 
-class _HashingReader:
-    def __init__(self, inner: BinaryIO) -> None:
-        self._inner = inner
-        self.hash = hashlib.sha256()
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._inner.read(size)
-        self.hash.update(data)
-        return data
-
-
-def oracle_index_tar(tar: BinaryIO, name: str) -> tuple[LayerIndex, Digest]:
+def oracle_index_tar(tar: BinaryIO, name: str) -> LayerIndex:
     """The tarfile-based index_tar this reader replaced (its outputs are the contract)."""
     additions: list[Node] = []
     whiteouts: list[Whiteout] = []
     seen: set[str] = set()
     by_member: dict[str, Node] = {}
-    reader = _HashingReader(tar)
     try:
-        with tarfile.open(fileobj=reader, mode="r|") as stream:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=tar, mode="r|") as stream:  # type: ignore[call-overload]
             for member in stream:
                 path = clean_name(member.name, layer=name)
                 if path == "/":
@@ -117,12 +99,9 @@ def oracle_index_tar(tar: BinaryIO, name: str) -> tuple[LayerIndex, Digest]:
                     node = replace(node, size=member.size, sha256=sha, elf=elf)
                 by_member[path] = node
                 additions.append(node)
-        while reader.read(1 << 20):
-            pass
     except (tarfile.TarError, EOFError, OSError) as err:
         raise ImageError(f"layer {name} is not a readable tar: {err}") from err
-    index = LayerIndex(tuple(additions), tuple(whiteouts), frozenset(seen))
-    return index, Digest.from_hex(reader.hash.hexdigest())
+    return LayerIndex(tuple(additions), tuple(whiteouts), frozenset(seen))
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -155,11 +134,9 @@ def _random_sizes() -> Iterator[int]:
 
 def assert_same(data: bytes, name: str = "0") -> LayerIndex:
     """Our index of ``data`` is the oracle's, whatever the stream's read sizes."""
-    expected, expected_id = oracle_index_tar(io.BytesIO(data), name)
-    assert expected_id == Digest.from_hex(hashlib.sha256(data).hexdigest())
+    expected = oracle_index_tar(io.BytesIO(data), name)
     for label, stream in _streams(data):
-        index, diff_id = index_tar(stream(), name)
-        assert diff_id == expected_id, label
+        index = index_tar(stream(), name)
         assert index.entries == expected.entries, label
         assert index.whiteouts == expected.whiteouts, label
         assert index.paths == expected.paths, label
@@ -415,7 +392,6 @@ def test_stream_ends_and_trailing_bytes_as_tarfile() -> None:
     assert assert_same(one + END + entry(b"hidden")).paths == {"/a"}
 
 
-@pytest.mark.skipif(shutil.which("tar") is None, reason="GNU tar is not installed")
 @pytest.mark.parametrize("fmt", ["gnu", "oldgnu", "posix", "ustar", "v7"])
 def test_gnu_tar_archives_index_the_same(fmt: str, tmp_path: Path) -> None:
     root = tmp_path / "root"
@@ -446,17 +422,6 @@ def test_gnu_tar_archives_index_the_same(fmt: str, tmp_path: Path) -> None:
     assert "/dir/true" in index.paths and "/dir/hard" in index.paths
 
 
-@pytest.mark.skipif(not BASE_LAYER.exists(), reason="the benchmark's base layer is not cached")
-def test_the_benchmark_base_layer_indexes_the_same() -> None:
-    from sconify.image.layer import Compression, open_decompressed
-
-    expected, expected_id = oracle_index_tar(open_decompressed(BASE_LAYER, Compression.GZIP), "0")
-    index, diff_id = index_tar(open_decompressed(BASE_LAYER, Compression.GZIP), "0")
-    assert diff_id == expected_id
-    assert index == expected
-    assert len(index.entries) > 10000 and any(n.elf for n in index.entries)
-
-
 def test_damaged_tars_are_refused_or_read_as_tarfile_reads_them() -> None:
     """Bytes flipped in headers (checksums mostly fixed up, to get past them): whenever our
     reader accepts the result, tarfile reads exactly the same; it never fails otherwise than
@@ -479,11 +444,11 @@ def test_damaged_tars_are_refused_or_read_as_tarfile_reads_them() -> None:
             _checksum(head)
             tar[block : block + 512] = head
         try:
-            index, diff_id = index_tar(io.BytesIO(bytes(tar)), "0")
+            index = index_tar(io.BytesIO(bytes(tar)), "0")
         except ImageError:
             continue
         accepted += 1
-        assert (index, diff_id) == oracle_index_tar(io.BytesIO(bytes(tar)), "0")
+        assert index == oracle_index_tar(io.BytesIO(bytes(tar)), "0")
     assert accepted > 300
 
 
@@ -591,8 +556,6 @@ def test_the_scanner_raises_unsupported_tar() -> None:
 
 
 def test_gnu_tar_sparse_files_are_refused(tmp_path: Path) -> None:
-    if shutil.which("tar") is None:
-        pytest.skip("GNU tar is not installed")
     root = tmp_path / "root"
     root.mkdir()
     with (root / "sparse").open("wb") as f:

@@ -426,17 +426,16 @@ class RecordingTap:
 def test_taps_see_each_fetched_layer_whole(registry, sample, tmp_path):
     ref = _ref(registry, "taps/app:1")
     remote.write(sample, ref)
-    taps: dict[str, tuple[str, RecordingTap]] = {}
+    taps: dict[str, RecordingTap] = {}
 
-    def tap_for(desc: Descriptor, diff_id) -> RecordingTap:
-        taps[str(desc.digest)] = (str(diff_id), RecordingTap())
-        return taps[str(desc.digest)][1]
+    def tap_for(desc: Descriptor) -> RecordingTap:
+        taps[str(desc.digest)] = RecordingTap()
+        return taps[str(desc.digest)]
 
     pulled = remote.read(ref, BlobStore(tmp_path / "pulled"), taps=tap_for)
     assert sorted(taps) == sorted(str(layer.digest) for layer in pulled.layers)
     for layer in pulled.layers:
-        diff_id, seen = taps[str(layer.digest)]
-        assert diff_id == str(layer.diff_id)
+        seen = taps[str(layer.digest)]
         assert seen.closed is True and bytes(seen.data) == layer.path.read_bytes()
 
 
@@ -453,9 +452,7 @@ def test_a_tap_is_dropped_when_a_download_starts_over(registry, sample, tmp_path
     for attempt, rule in faults.items():
         taps: list[RecordingTap] = []
 
-        def tap_for(
-            desc: Descriptor, diff_id, taps: list[RecordingTap] = taps
-        ) -> RecordingTap | None:
+        def tap_for(desc: Descriptor, taps: list[RecordingTap] = taps) -> RecordingTap | None:
             if desc.digest != big.digest:
                 return None
             taps.append(RecordingTap())
