@@ -1,10 +1,10 @@
-"""The lift-and-shift job behind ``sconify_image``: read, convert, store the session, tag.
+"""The lift-and-shift job behind ``sconify_image``: read, convert, store the session, write, tag.
 
 The order is what keeps a failure harmless. Everything that can be checked is checked before any
-work (CAS and LAS reachable, the session valid); the converted image is written *untagged* (pushed
-by digest, loaded into the engine without a name); only after the CAS has stored the session
-holding the volume key does the image get its tag. A failure before that leaves no tagged image
-whose key is lost.
+work (CAS and LAS reachable, the session valid); the CAS stores the session holding the volume key
+before the image is written, and the image is written *untagged* (pushed by digest, loaded into
+the engine without a name) and gets its tag last. A failure before that leaves no tagged image,
+and never an image whose key is lost.
 """
 
 from __future__ import annotations
@@ -384,10 +384,17 @@ def lift(
         if request.dry_run:
             return _result(services, name, None, [], stats, warnings)
 
+        # The session goes first, while untouched layers are still uploading (early); an
+        # image is named only once it is written whole *and* its session is stored.
+        session_hash = None
+        if request.upload_session:
+            _ensure_namespace(cas, namespace, request.create_namespace, warnings)
+            on_step(f"storing session {name}")
+            session_hash = cas.create_session(session_yaml)
         staged: list[Staged] = []
         try:
             for target in targets:
-                on_step(f"writing {target} (unnamed until the session is stored)")
+                on_step(f"writing {target} (unnamed until it is complete)")
                 options = request.target_options
                 mount = _registry_source(request)
                 if request.all_platforms:
@@ -414,11 +421,7 @@ def lift(
                             early=early.get(target),
                         )
                     )
-            session_hash = None
-            if request.upload_session:
-                _ensure_namespace(cas, namespace, request.create_namespace, warnings)
-                on_step(f"storing session {name}")
-                session_hash = cas.create_session(session_yaml)
+            if session_hash is not None:
                 for item in staged:
                     item.commit()
         except (SconifyError, KeyboardInterrupt):

@@ -395,6 +395,6 @@ def test_session_refused_leaves_image_untagged(
     )
     assert result.returncode == 1 and "--create-namespace" in result.stderr
     _not_tagged(docker_client, target)
-    # The image was loaded into the engine unnamed before the CAS refused; it is gone again.
+    # The CAS refused before the image was written: the engine holds no image of it at all.
     label = "org.sconify.config-id=namespace-that-does-not-exist/refused/service"
     assert docker_client.images.list(all=True, filters={"label": label}) == []
