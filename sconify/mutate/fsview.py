@@ -38,13 +38,13 @@ class FsView:
     def _put(self, node: Node) -> None:
         self.nodes[node.path] = node
         # Tars may leave out parent directories; link every ancestor so trees stay reachable.
-        child, parent = node.path, posixpath.dirname(node.path)
+        child, parent = node.path, _parent(node.path)
         while child != "/":
             siblings = self._below.setdefault(parent, set())
             if child in siblings:
                 break
             siblings.add(child)
-            child, parent = parent, posixpath.dirname(parent)
+            child, parent = parent, _parent(parent)
 
     def remove_tree(self, path: str, *, keep_root: bool) -> None:
         """Remove ``path`` and everything below it (only what is below with ``keep_root``)."""
@@ -55,7 +55,7 @@ class FsView:
             pending.extend(self._below.pop(item, ()))
         if not keep_root:
             self.nodes.pop(path, None)
-            self._below.get(posixpath.dirname(path), set()).discard(path)
+            self._below.get(_parent(path), set()).discard(path)
 
     def add(self, node: Node) -> None:
         """Add a layer's entry: a non-directory replaces whatever tree was at its path."""
@@ -126,15 +126,22 @@ def _refuse_write_through_symlink(view: FsView, path: str, layer: str) -> None:
     Docker resolves such entries inside the root; sconify would see them under the wrong path
     and could leave a protected file's plaintext in the image, so it does not convert them.
     """
-    parent = posixpath.dirname(path)
-    while parent != "/":
-        node = view.nodes.get(parent)
+    nodes = view.nodes
+    end = path.rfind("/")
+    while end > 0:
+        parent = path[:end]
+        node = nodes.get(parent)
         if node is not None and node.kind == "symlink":
             raise UnsafeLayer(
                 f"layer {layer} writes {path} through the symlink {parent} -> {node.target}",
                 hint="rebuild the image so that its layers hold real paths (as docker build does)",
             )
-        parent = posixpath.dirname(parent)
+        end = path.rfind("/", 0, end)
+
+
+def _parent(path: str) -> str:
+    """The directory of a clean absolute path (``/`` for ``/`` itself)."""
+    return path[: path.rfind("/")] or "/"
 
 
 class IndexCache(Protocol):
@@ -166,6 +173,8 @@ def scan_layers(layers: Sequence[Layer], cache: IndexCache | None = None) -> FsV
             view.remove_tree(wo.path, keep_root=wo.opaque)
         for node in index.entries:
             _refuse_write_through_symlink(view, node.path, name)
-            view.add(replace(node, layer=position))
+            # Indexes say layer 0 (they are cached apart from any image); most of an image is
+            # its bottom layer, whose nodes need no copy.
+            view.add(replace(node, layer=position) if position else node)
         view.layer_paths.append(set(index.paths))
     return view
