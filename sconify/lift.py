@@ -311,11 +311,11 @@ def lift(
     stats = TransferStats()
     with (
         tempfile.TemporaryDirectory(prefix="sconify-", dir=workdir) as tmp,
-        contextlib.ExitStack() as uploads,
+        contextlib.ExitStack() as background,
     ):
         store = BlobStore(Path(tmp) / "store")
         early: dict[ImageRef, remote.EarlyUploads] = {
-            target: uploads.enter_context(
+            target: background.enter_context(
                 remote.EarlyUploads(
                     target,
                     options=request.target_options,
@@ -338,7 +338,7 @@ def lift(
             if not wanted:
                 wanted = [None]
         services: list[tuple[str, Converted]] = []
-        indexes = PrefetchingIndexes(DiskIndexCache.from_environment())
+        indexes = background.enter_context(PrefetchingIndexes(DiskIndexCache.from_environment()))
         for platform in wanted:
             on_step(f"reading {request.source}" + (f" ({platform})" if platform else ""))
             native = read_source(

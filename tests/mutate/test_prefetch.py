@@ -63,9 +63,10 @@ def test_garbage_leaves_no_index_and_does_not_block(layer: Layer) -> None:
 
 def test_kept_indexes_are_used_and_new_ones_kept(layer: Layer, tmp_path: Path) -> None:
     disk = DiskIndexCache(tmp_path / "cache")
-    indexes = PrefetchingIndexes(disk)
-    _feed(indexes, layer, complete=True)
-    made = indexes.get(str(layer.digest))
+    with PrefetchingIndexes(disk) as indexes:
+        _feed(indexes, layer, complete=True)
+        made = indexes.get(str(layer.digest))
+    # kept on a thread, written by the time the context closes
     assert made is not None and disk.get(str(layer.digest)) == made
     again = PrefetchingIndexes(disk)
     assert again.tap(layer.descriptor) is None  # known: not indexed again
