@@ -86,9 +86,10 @@ def convert(
     """Convert ``image``; new blobs go into ``store``, scratch files into ``workdir``;
     ``cache`` keeps layer indexes between conversions.
 
-    ``on_final`` hears, as soon as the input is known to be convertible, the native layers
-    that will be part of the result unchanged (they hold no protected path), so that a
-    caller may start uploading them while the rest is encrypted.
+    ``on_final`` hears each layer of the result as soon as it is final, so that a caller may
+    upload it while the rest is made: first, once the input is known to be convertible, the
+    native layers that pass through unchanged (they hold no protected path), then the runtime
+    layer, the rewritten native layers and the protected layer (ciphertexts only).
     """
     shim = shim_path(image.config.architecture or "amd64")
     guard = guard_path(image.config.architecture or "amd64")
@@ -101,11 +102,14 @@ def convert(
     _refuse_musl_with_guard(view.get(auth.binary), request.settings)
     plan = plan_protection(view, regions)
     on_final(plan.untouched(image.layers))
+    runtime = runtime_layer(shim, guard, store, workdir, request.compression)
+    on_final([runtime])
     key = VolumeKey.generate()
     log.info("encrypting %s", ", ".join(regions) or "nothing")
     volume = protect_regions(
         image.layers, view, plan, key, store, workdir, compression=request.compression
     )
+    on_final([volume.layers[i] for i in volume.rewritten])
 
     shim_config = ShimConfig(
         binary=auth.binary,
@@ -116,20 +120,19 @@ def convert(
         plaintext_root=request.plaintext_root,
     ).to_bytes()
     manifest = canonical_json(auth.manifest())
-    added = [
-        runtime_layer(shim, guard, store, workdir, request.compression),
-        protected_layer(
-            shim_config,
-            manifest,
-            volume.sealed.fspf,
-            volume.ciphertexts,
-            regions,
-            request.plaintext_root,
-            store,
-            workdir,
-            request.compression,
-        ),
-    ]
+    protected = protected_layer(
+        shim_config,
+        manifest,
+        volume.sealed.fspf,
+        volume.ciphertexts,
+        regions,
+        request.plaintext_root,
+        store,
+        workdir,
+        request.compression,
+    )
+    on_final([protected])
+    added = [runtime, protected]
     measurement = measure(
         MeasuredFiles(
             shim_sha256=sha256_file(shim),

@@ -139,7 +139,7 @@ def push(
     if client is None and early is not None:
         client = early.client
     with _client(ref, client, options) as c:
-        done = early.wait() if early is not None else set()
+        sent_early = early.offered() if early is not None else set()
         blobs: dict[Digest, tuple[int, Callable[[], BinaryIO]]] = {}
         for layer in image.layers:
             blobs[layer.digest] = (layer.size, _file_opener(Path(layer.path)))
@@ -152,8 +152,10 @@ def push(
             _push_blob(c, ref, desc.digest, size, opener, source, stats)
 
         descs = [layer.descriptor for layer in image.layers] + [config]
-        todo = {d.digest: d for d in descs if d.digest not in done}
+        todo = {d.digest: d for d in descs if d.digest not in sent_early}
         _parallel(push_blob, list(todo.values()))
+        if early is not None:
+            early.wait()
         digest = c.put_manifest(
             ref.repository, str(image.digest()), image.manifest_bytes(), image.manifest_media_type
         )
@@ -222,12 +224,14 @@ class EarlyUploads:
                     self._stats,
                 )
 
-    def wait(self) -> set[Digest]:
-        """Wait for every upload started; the digests now in the repository (or the first
-        failure)."""
+    def offered(self) -> set[Digest]:
+        """The blobs being sent (or sent) here."""
+        return set(self._uploads)
+
+    def wait(self) -> None:
+        """Wait for every upload started (raises the first failure)."""
         for future in self._uploads.values():
             future.result()
-        return set(self._uploads)
 
     def close(self) -> None:
         """Cancel uploads not yet started, wait for the others, close the connection."""
