@@ -24,13 +24,19 @@ RATE = 200
 PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Python imports", ("_find_and_load (",)),
     ("contact CAS and LAS", ("CasClient.version (", "LasClient.qe_pubkey (")),
-    ("pull (read the source)", ("read_source (", "read (sconify/transports/")),
-    ("scan layers (decompress, hash every file)", ("scan_layers (",)),
+    (
+        "pull and index (download; inflate and hash every file on threads)",
+        ("read_source (", "read (sconify/transports/"),
+    ),
+    ("scan (wait for the last index, merge them)", ("scan_layers (",)),
     ("authenticated set", ("build_auth_set (",)),
     ("encrypt /app, /data; rewrite their layers", ("protect_regions (",)),
     ("runtime layer (shim, gzip)", ("runtime_layer (",)),
     ("protected layer (ciphertexts, gzip)", ("protected_layer (",)),
-    ("push (untagged)", ("push (sconify/transports/remote.py", "write_untagged (", "stage (")),
+    (
+        "push (wait for the layer uploads, config, manifest)",
+        ("push (sconify/transports/remote.py", "write_untagged (", "stage ("),
+    ),
     ("session (CAS)", ("create_session (", "_ensure_namespace (", "current_hash (")),
     ("tag", ("tag (sconify/transports/remote.py", "Staged.commit (", "_Sink.tag (")),
     ("remove scratch files", ("rmtree (shutil",)),
