@@ -233,16 +233,20 @@ class EarlyUploads:
         for future in self._uploads.values():
             future.result()
 
-    def close(self) -> None:
-        """Cancel uploads not yet started, wait for the others, close the connection."""
+    def close(self, *, abort: bool = False) -> None:
+        """Cancel uploads not yet started, wait for the others, close the connection; with
+        ``abort``, close the connection first, which breaks off the uploads in flight."""
+        if abort:
+            self.client.close()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.client.close()
 
     def __enter__(self) -> EarlyUploads:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        # After a failure (or ^C) nothing will use these blobs: do not wait for a big one.
+        self.close(abort=exc_type is not None)
 
 
 def _file_opener(path: Path) -> Callable[[], BinaryIO]:

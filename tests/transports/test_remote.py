@@ -495,3 +495,27 @@ def test_a_failed_early_upload_fails_the_push(sample):
         early.offer(sample.layers)
         with pytest.raises(RegistryError):
             remote.push(sample, ref, options=options, early=early)
+
+
+def test_a_failure_breaks_off_early_uploads_instead_of_waiting(sample):
+    """A registry that accepts connections and never answers: leaving the context after a
+    failure closes the connection at once rather than waiting for the upload to time out."""
+    import socket
+    import threading
+    import time
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    held: list[socket.socket] = []
+    threading.Thread(target=lambda: held.append(server.accept()[0]), daemon=True).start()
+    ref = parse(f"docker://127.0.0.1:{server.getsockname()[1]}/early/stuck:1")
+    assert isinstance(ref, RegistryRef)
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt), remote.EarlyUploads(ref) as early:
+        early.offer(sample.layers[:1])
+        while not held:
+            time.sleep(0.01)
+        raise KeyboardInterrupt
+    assert time.monotonic() - started < 10  # the client's timeout is 30 s or more
+    server.close()
