@@ -70,9 +70,10 @@ def section(data: dict[str, Any]) -> list[str]:
         "`make bench BENCH_ARGS=--only-cas` for this section alone). One real `sconify cas "
         "serve` (SQLite store) and one `sconify las serve` on loopback; a realistic session "
         "(command and environment with placeholders, fspf key and tag, five secrets of which "
-        "one P-256 key and one x509 certificate, three injection files). Each simulated "
-        "enclave is its own process and repeats the whole protocol as a starting shim does: "
-        "new ephemeral P-256 key, new pinned TLS connection to the enclave API, challenge, LAS "
+        "one P-256 key and one x509 certificate, three injection files). The simulated "
+        "enclaves are goroutines of `runtime_shim/cmd/attestload`, which runs the shim's own "
+        "attestation code; each repeats the whole protocol as a starting shim does: new "
+        "ephemeral P-256 key, new pinned TLS connection to the enclave API, challenge, LAS "
         "quote over a new connection with report_data bound to nonce and key, attest, open "
         "the JWE and check the released configuration. "
         f"{data.get('warmup', 0):.0f} s of warm-up, then a {data.get('window', 0):.0f} s "
@@ -162,8 +163,8 @@ def _verdict(levels: list[dict[str, Any]]) -> list[str]:
         out += [
             "",
             f"Where the limit is: at {top['concurrency']} enclaves the CAS used "
-            f"{top['cas_cpu']:.2f} cores, the LAS {top['las_cpu']:.2f} and the Python "
-            f"clients {top['clients_cpu']:.2f} ({load:.2f} of {top['cores']} cores); the "
+            f"{top['cas_cpu']:.2f} cores, the LAS {top['las_cpu']:.2f} and the load "
+            f"generator {top['clients_cpu']:.2f} ({load:.2f} of {top['cores']} cores); the "
             f"machine as a whole was {top['machine_busy']:.2f} busy (the rest is other "
             "sessions' work on the shared machine). The CAS needs "
             f"{top['cas_cpu_per_attestation_ms']:.1f} ms of CPU per attestation and gets "
@@ -171,8 +172,7 @@ def _verdict(levels: list[dict[str, Any]]) -> list[str]:
             "loop (TLS, HTTP) and handler threads share one GIL, so it can never use more "
             "than about one core (about "
             f"{1000 / max(top['cas_cpu_per_attestation_ms'], 0.1):.0f} attestations/s at "
-            "this cost). A Go shim per "
-            "enclave would need less client CPU than these Python clients.",
+            "this cost).",
         ]
     return out
 

@@ -41,6 +41,9 @@ func (l *LAS) Quote(ctx context.Context, measurement string, reportData []byte, 
 	return &q, nil
 }
 
+// Close drops the LAS client's idle connection.
+func (l *LAS) Close() { l.client.CloseIdleConnections() }
+
 // CAS is a client of the CAS enclave API, over TLS pinned to the CAS key.
 type CAS struct {
 	base   string
@@ -52,6 +55,9 @@ type CAS struct {
 func NewCAS(hostPort, serverName, keyHash string) *CAS {
 	return &CAS{base: "https://" + hostPort, client: newClient(PinnedTLS(keyHash, serverName))}
 }
+
+// Close drops the CAS client's idle connection.
+func (c *CAS) Close() { c.client.CloseIdleConnections() }
 
 // Challenge returns a fresh single-use nonce (32 bytes) for configID.
 func (c *CAS) Challenge(ctx context.Context, configID string) ([]byte, error) {
