@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -38,6 +38,9 @@ from sconify.las.quote import (
 from sconify.session import Service, Session, load_session, service_config
 
 log = logging.getLogger(__name__)
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 NONCE_TTL_SECONDS = 60
 _MAX_OUTSTANDING = 100_000
@@ -110,6 +113,28 @@ def split_config_id(config_id: str) -> tuple[str, str]:
     return session_name, service_name
 
 
+class _Bounded(Generic[K, V]):
+    """A thread-safe map of at most ``size`` entries; the oldest goes first."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: dict[K, V] = {}
+        self._lock = threading.Lock()
+
+    def get_or_make(self, key: K, make: Callable[[], V]) -> V:
+        """The value kept for ``key``, else ``make()`` kept (a failing ``make`` keeps nothing)."""
+        with self._lock:
+            kept = self._items.get(key)
+        if kept is not None:
+            return kept
+        made = make()
+        with self._lock:
+            if len(self._items) >= self._size:
+                self._items.pop(next(iter(self._items)))
+            self._items[key] = made
+        return made
+
+
 class ParsedSessions:
     """Validated sessions by the SHA-256 of their stored text, at most ``size`` of them.
 
@@ -120,29 +145,62 @@ class ParsedSessions:
     """
 
     def __init__(self, size: int = _PARSED_SESSIONS) -> None:
-        self._size = size
-        self._parsed: dict[bytes, Session] = {}
-        self._lock = threading.Lock()
+        self._parsed: _Bounded[bytes, Session] = _Bounded(size)
 
     def get(self, text: str) -> Session:
         """The validated session of ``text``; ``CasRefused`` (400, ``session``) if invalid."""
-        digest = hashlib.sha256(text.encode("utf-8")).digest()
-        with self._lock:
-            cached = self._parsed.get(digest)
-        if cached is not None:
-            return cached
-        try:
-            session = load_session(text)
-        except SessionError as err:
-            raise CasRefused(err.message, status=400, check="session", hint=err.hint) from None
-        with self._lock:
-            if len(self._parsed) >= self._size:
-                self._parsed.pop(next(iter(self._parsed)))
-            self._parsed[digest] = session
-        return session
+
+        def parse() -> Session:
+            try:
+                return load_session(text)
+            except SessionError as err:
+                raise CasRefused(err.message, status=400, check="session", hint=err.hint) from None
+
+        return self._parsed.get_or_make(hashlib.sha256(text.encode("utf-8")).digest(), parse)
 
 
 _SESSIONS = ParsedSessions()
+
+
+class RenderedConfigs:
+    """Released configurations (canonical JSON) by session version and service, at most
+    ``size`` of them.
+
+    A version (its hash) fixes the session text and its stored secret values, so the
+    configuration it releases to a service is always the same bytes; rendering it (placeholders,
+    PEM and DER encodings of keys and certificates) was a tenth of the CAS's CPU per
+    attestation. Every check of an attest request still runs before it is looked up, and the
+    sealing under the enclave's key is done for every release.
+    """
+
+    def __init__(self, size: int = _PARSED_SESSIONS) -> None:
+        self._rendered: _Bounded[tuple[str, str], bytes] = _Bounded(size)
+
+    def get(
+        self, session: Session, service: Service, values: dict[str, Any], session_hash: str
+    ) -> bytes:
+        """The configuration ``service`` of this version of ``session`` releases."""
+
+        def render() -> bytes:
+            try:
+                config = service_config(session, service.name, values, session_hash=session_hash)
+            except SessionError as err:
+                raise CasRefused(err.message, status=500, check="config", hint=err.hint) from None
+            except ValueError:
+                # A stored key or certificate that no longer parses: say which, never what it
+                # holds.
+                raise CasRefused(
+                    f"a secret of session {session.name!r} could not be rendered",
+                    status=500,
+                    check="config",
+                    hint="update the session so the CAS makes its secrets again",
+                ) from None
+            return canonical_json(config)
+
+        return self._rendered.get_or_make((session_hash, service.name), render)
+
+
+_RENDERED = RenderedConfigs()
 
 
 @functools.lru_cache(maxsize=_QE_KEYS)
@@ -259,17 +317,6 @@ def attest(store: SessionStore, nonces: NonceBook, body: dict[str, Any]) -> str:
             hint="add debug-mode to security.attestation.tolerate",
         )
 
-    try:
-        config = service_config(session, service.name, values, session_hash=current_hash)
-    except SessionError as err:
-        raise CasRefused(err.message, status=500, check="config", hint=err.hint) from None
-    except ValueError:
-        # A stored key or certificate that no longer parses: say which, never what it holds.
-        raise CasRefused(
-            f"a secret of session {session.name!r} could not be rendered",
-            status=500,
-            check="config",
-            hint="update the session so the CAS makes its secrets again",
-        ) from None
+    config = _RENDERED.get(session, service, values, current_hash)
     log.info("released %s (session %s) to measurement %s", config_id, current_hash, quote.mrenclave)
-    return seal(canonical_json(config), tee)
+    return seal(config, tee)

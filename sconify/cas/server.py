@@ -73,6 +73,7 @@ def _serve(
                 bound_enclave[0],
                 tls.enclave_context(),
                 enclave_sock,
+                access_log=False,
             ),
             Listener(
                 "api_port",

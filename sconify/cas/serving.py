@@ -31,7 +31,9 @@ READY_FILE = "ready.json"
 
 @dataclass
 class Listener:
-    """One app on one address. ``name`` is the ready.json key of its port."""
+    """One app on one address. ``name`` is the ready.json key of its port; ``access_log``
+    says whether every request is logged (not for the enclave API: an attestation is two
+    requests, and its release is logged once by the handler)."""
 
     name: str
     app: web.Application
@@ -39,6 +41,7 @@ class Listener:
     port: int
     ssl_context: ssl.SSLContext | None = None
     sock: socket.socket | None = None
+    access_log: bool = True
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -94,7 +97,8 @@ async def _serve(
     try:
         info: dict[str, Any] = {"pid": os.getpid(), **announce}
         for item, sock in zip(listeners, sockets, strict=True):
-            runner = web.AppRunner(item.app)
+            quiet: dict[str, Any] = {} if item.access_log else {"access_log": None}
+            runner = web.AppRunner(item.app, **quiet)
             await runner.setup()
             runners.append(runner)
             await web.SockSite(runner, sock, ssl_context=item.ssl_context).start()
