@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -32,6 +33,7 @@ _ENCLAVE_PORT: web.AppKey[list[int]] = web.AppKey("enclave_port", list)
 _MAX_BODY = 2 * 1024 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
 
 
 @web.middleware
@@ -138,15 +140,22 @@ async def _get_values(request: web.Request) -> web.Response:
     return web.json_response({"values": values})
 
 
+async def _enclave_call(request: web.Request, call: Callable[..., T], body: dict[str, Any]) -> T:
+    store = request.app[_STORE]
+    if store.shared:
+        # Reads and nonce writes go to a database server: never block the event loop on it.
+        return await asyncio.to_thread(call, store, request.app[_NONCES], body)
+    # One process on its own SQLite file, nonces in memory: the work is a read that never
+    # waits (WAL) and a millisecond of crypto, cheaper inline than handed to a thread (the
+    # hand-off was ~9% of the CAS's CPU per attestation).
+    return call(store, request.app[_NONCES], body)
+
+
 async def _challenge(request: web.Request) -> web.Response:
     body = await read_json_object(request)
-    answer = await asyncio.to_thread(
-        enclave.challenge, request.app[_STORE], request.app[_NONCES], body
-    )
-    return web.json_response(answer)
+    return web.json_response(await _enclave_call(request, enclave.challenge, body))
 
 
 async def _attest(request: web.Request) -> web.Response:
     body = await read_json_object(request)
-    token = await asyncio.to_thread(enclave.attest, request.app[_STORE], request.app[_NONCES], body)
-    return web.json_response({"config": token})
+    return web.json_response({"config": await _enclave_call(request, enclave.attest, body)})
