@@ -48,14 +48,22 @@ FINDINGS = [
     "other replicas are seen at once, and every check of the attest request still runs), and "
     "the LAS's quoting key PEM is parsed and hashed once per distinct PEM. CAS CPU per "
     "attestation fell to about 2.5-4 ms.",
-    "Not done (other owners' files, recorded in docs/dev/benchmarks.md): the SQLite backend "
-    "opens a new connection for every read (`sqlite.py` `_connect`, about 6-13% of the CAS's "
-    "samples before the fix); every request's store read runs through `asyncio.to_thread` "
-    "(thread hand-off and wake-up of the event loop); certificate and key secrets are parsed "
-    "again for every release (`service_config`, 7-11% after the fix); aiohttp's access log "
-    "and the `released` log line format a record per request. One CAS process cannot use "
-    "more than one core (one GIL); several CAS processes on one PostgreSQL store "
-    "(docs/dev/cas-store.md) are the way past that, not measured here.",
+    "Second round (this session, 2026-11-26): the simulated enclaves became `attestload` "
+    "(Go, the shim's own attestation code, one goroutine per enclave), which takes about 0.4 "
+    "cores at 32 enclaves where one Python process per enclave took 0.83. That alone left the "
+    "CAS at ~360/s with p99 118 ms: it was CPU-bound at ~0.93 cores (one GIL). Then, in "
+    "`sconify/cas/`: a version's rendered configuration is kept by (version hash, service) "
+    "once every check of the request has passed (rendering keys and certificates again was "
+    "~10%); SQLite reads reuse one connection per thread (opening one per read was ~10%); the "
+    "enclave API logs each release but not each request; and a single-process SQLite CAS "
+    "answers challenge and attest inline instead of handing each to a thread (~9%; a shared "
+    "PostgreSQL store still uses a thread so the event loop never waits on the server). CAS "
+    "CPU per attestation fell from ~2.5 to ~1.2 ms.",
+    "Left as is: the event loop, TLS records and aiohttp's HTTP handling are now about half "
+    "of the CAS's Python time (uvloop measured no better here); each request still reads and "
+    "decrypts the session version from the store (updates and replicas are seen at once). "
+    "Past one core, several CAS processes on one PostgreSQL store (docs/dev/cas-store.md) are "
+    "the way; not needed for the target and not measured here.",
 ]
 
 
