@@ -10,6 +10,7 @@ and never an image whose key is lost.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 import secrets
@@ -393,34 +394,22 @@ def lift(
             session_hash = cas.create_session(session_yaml)
         staged: list[Staged] = []
         try:
+            write = (
+                functools.partial(stage_index, [conv.image for _, conv in services])
+                if request.all_platforms
+                else functools.partial(stage, services[0][1].image)
+            )
             for target in targets:
                 on_step(f"writing {target} (unnamed until it is complete)")
-                options = request.target_options
-                mount = _registry_source(request)
-                if request.all_platforms:
-                    images = [conv.image for _, conv in services]
-                    staged.append(
-                        stage_index(
-                            images,
-                            target,
-                            stats=stats,
-                            options=options,
-                            mount_from=mount,
-                            early=early.get(target),
-                        )
+                staged.append(
+                    write(
+                        target,
+                        stats=stats,
+                        options=request.target_options,
+                        mount_from=_registry_source(request),
+                        early=early.get(target),
                     )
-                else:
-                    image = services[0][1].image
-                    staged.append(
-                        stage(
-                            image,
-                            target,
-                            stats=stats,
-                            options=options,
-                            mount_from=mount,
-                            early=early.get(target),
-                        )
-                    )
+                )
             if session_hash is not None:
                 for item in staged:
                     item.commit()
