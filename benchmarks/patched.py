@@ -36,11 +36,11 @@ def _plain_protected() -> None:
     target = "protected_layer"
     original: Callable[..., Any] = getattr(convert, target)
 
-    # protected_layer(shim_config, manifest, fspf, volumes, regions, root, store, workdir,
-    # compression): the ninth argument, positional or not.
+    # protected_layer(shim_config, manifest, fspf, ciphertexts, regions, root, store,
+    # compression): the eighth argument, positional or not.
     def protected_layer(*args: Any, **kwargs: Any) -> Any:
-        if len(args) >= 9:
-            args = (*args[:8], Compression.NONE, *args[9:])
+        if len(args) >= 8:
+            args = (*args[:7], Compression.NONE, *args[8:])
         else:
             kwargs["compression"] = Compression.NONE
         return original(*args, **kwargs)

@@ -102,7 +102,7 @@ def convert(
     _refuse_musl_with_guard(view.get(auth.binary), request.settings)
     plan = plan_protection(view, regions)
     on_final(plan.untouched(image.layers))
-    runtime = runtime_layer(shim, guard, store, workdir, request.compression)
+    runtime = runtime_layer(shim, guard, store, request.compression)
     on_final([runtime])
     key = VolumeKey.generate()
     log.info("encrypting %s", ", ".join(regions) or "nothing")
@@ -128,7 +128,6 @@ def convert(
         regions,
         request.plaintext_root,
         store,
-        workdir,
         request.compression,
     )
     on_final([protected])

@@ -10,7 +10,14 @@ from sconify.image.descriptor import Descriptor, Platform
 from sconify.image.digest import Digest
 from sconify.image.image import Image, parse_manifest
 from sconify.image.index import DEFAULT_PLATFORM, Index
-from sconify.image.layer import Compression, Layer, diff_id_of, layer_from_blob, layer_from_tar
+from sconify.image.layer import (
+    Compression,
+    Layer,
+    LayerSink,
+    diff_id_of,
+    layer_from_blob,
+    layer_from_tar,
+)
 
 __all__ = [
     "DEFAULT_PLATFORM",
@@ -24,6 +31,7 @@ __all__ = [
     "ImageConfig",
     "Index",
     "Layer",
+    "LayerSink",
     "Platform",
     "diff_id_of",
     "layer_from_blob",

@@ -7,6 +7,7 @@ import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any, BinaryIO, cast
 
 import zstandard
@@ -167,6 +168,104 @@ class Layer:
         return Layer(descriptor, self.diff_id, self.path)
 
 
+class LayerSink(io.RawIOBase):
+    """Write a layer's uncompressed tar here; it lands in ``store`` compressed, as a layer.
+
+    One streaming pass: the diff_id is the hash of the bytes written, the digest the hash of
+    the compressed bytes stored. gzip is written by ISA-L (levels 0-3; 15 times faster than
+    zlib's default level for about 10% more bytes) and is deterministic (no name, mtime 0) for
+    a given level and ISA-L. Call :meth:`finish` for the layer; leaving it unfinished (or
+    :meth:`abort`) keeps nothing.
+    """
+
+    def __init__(
+        self,
+        store: BlobStore,
+        compression: Compression = Compression.GZIP,
+        level: int | None = None,
+        *,
+        annotations: dict[str, str] | None = None,
+        source: str = "layer",
+    ) -> None:
+        self._compression = compression
+        self._annotations = annotations
+        self._blob = store.writer(source)
+        self._store = store
+        self._diff = hashlib.sha256()
+        self._written = 0
+        self._pending = bytearray()
+        self._out: Any
+        if compression is Compression.GZIP:
+            gz_level = DEFAULT_GZIP_LEVEL if level is None else level
+            self._out = igzip.IGzipFile(
+                filename="", mode="wb", compresslevel=gz_level, fileobj=self._blob, mtime=0
+            )
+        elif compression is Compression.ZSTD:
+            zstd_level = DEFAULT_ZSTD_LEVEL if level is None else level
+            compressor = zstandard.ZstdCompressor(level=zstd_level)
+            self._out = compressor.stream_writer(cast(BinaryIO, self._blob), closefd=False)
+        else:
+            self._out = self._blob
+
+    def writable(self) -> bool:
+        """A sink: always."""
+        return True
+
+    def write(self, data: Any) -> int:
+        """Append uncompressed tar bytes."""
+        self._diff.update(data)
+        self._written += len(data)
+        # The compressor sees CHUNK-sized pieces whatever the caller writes (tarfile writes
+        # 512-byte blocks): gzip's bytes then depend only on the tar, not on how it came.
+        view = memoryview(data).cast("B")
+        if self._pending:
+            take = min(len(view), CHUNK - len(self._pending))
+            self._pending += view[:take]
+            view = view[take:]
+            if len(self._pending) < CHUNK:
+                return len(data)
+            self._out.write(bytes(self._pending))
+            self._pending.clear()
+        whole = len(view) - len(view) % CHUNK
+        for start in range(0, whole, CHUNK):
+            self._out.write(view[start : start + CHUNK])
+        self._pending += view[whole:]
+        return len(data)
+
+    def tell(self) -> int:
+        """Uncompressed bytes written so far (``tarfile`` asks)."""
+        return self._written
+
+    def finish(self) -> Layer:
+        """Flush the compressor, verify and store the blob; the layer."""
+        if self._pending:
+            self._out.write(bytes(self._pending))
+            self._pending.clear()
+        if self._out is not self._blob:
+            self._out.close()
+        digest, size = self._blob.commit()
+        descriptor = Descriptor(
+            self._compression.oci_media_type(),
+            digest,
+            size,
+            annotations=self._annotations or None,
+        )
+        return Layer(descriptor, Digest.from_hex(self._diff.hexdigest()), self._store.path(digest))
+
+    def abort(self) -> None:
+        """Keep nothing."""
+        self._blob.abort()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.abort()
+        super().__exit__(exc_type, exc, tb)
+
+
 def layer_from_tar(
     tar_path: Path,
     store: BlobStore,
@@ -175,38 +274,14 @@ def layer_from_tar(
     *,
     annotations: dict[str, str] | None = None,
 ) -> Layer:
-    """Compress a plain tar file into ``store`` as a layer, in one streaming pass.
-
-    The diff_id is the hash of the tar bytes read, the digest the hash of the bytes written.
-    gzip is written by ISA-L (levels 0-3; 15 times faster than zlib's default level for about
-    10% more bytes) and is deterministic (no name, mtime 0) for a given level and ISA-L.
-    """
-    diff_hash = hashlib.sha256()
-    with Path(tar_path).open("rb") as src, store.writer(source=str(tar_path)) as sink:
-        if compression is Compression.NONE:
-            while chunk := src.read(CHUNK):
-                diff_hash.update(chunk)
-                sink.write(chunk)
-        elif compression is Compression.GZIP:
-            gz_level = DEFAULT_GZIP_LEVEL if level is None else level
-            with igzip.IGzipFile(
-                filename="", mode="wb", compresslevel=gz_level, fileobj=sink, mtime=0
-            ) as gz:
-                while chunk := src.read(CHUNK):
-                    diff_hash.update(chunk)
-                    gz.write(chunk)
-        else:
-            zstd_level = DEFAULT_ZSTD_LEVEL if level is None else level
-            compressor = zstandard.ZstdCompressor(level=zstd_level)
-            with compressor.stream_writer(cast(BinaryIO, sink), closefd=False) as zw:
-                while chunk := src.read(CHUNK):
-                    diff_hash.update(chunk)
-                    zw.write(chunk)
-        digest, size = sink.commit()
-    descriptor = Descriptor(
-        compression.oci_media_type(), digest, size, annotations=annotations or None
-    )
-    return Layer(descriptor, Digest.from_hex(diff_hash.hexdigest()), store.path(digest))
+    """Compress a plain tar file into ``store`` as a layer, in one streaming pass."""
+    with (
+        Path(tar_path).open("rb") as src,
+        LayerSink(store, compression, level, annotations=annotations, source=str(tar_path)) as sink,
+    ):
+        while chunk := src.read(CHUNK):
+            sink.write(chunk)
+        return sink.finish()
 
 
 def layer_from_blob(

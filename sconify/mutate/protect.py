@@ -20,7 +20,7 @@ from typing import BinaryIO, cast
 from sconify.crypto.keys import VolumeKey
 from sconify.crypto.scfs import PackSink, SealedVolume, VolumeWriter
 from sconify.errors import ConversionError, ImageError
-from sconify.image import BlobStore, Compression, Layer, layer_from_tar
+from sconify.image import BlobStore, Compression, Layer, LayerSink
 from sconify.mutate.fsview import FsView, Node
 from sconify.mutate.tarpaths import clean_hardlink_target, clean_name, is_below
 from sconify.mutate.tarwriter import copy_member
@@ -168,12 +168,12 @@ def _rewrite_layer(
     compression: Compression,
 ) -> Layer:
     name = f"{index} ({layer.digest})"
-    tar_path = workdir / f"layer-{index}.tar"
     dropped = 0
     with (
         layer.open_tar() as raw,
         tarfile.open(fileobj=raw, mode="r|") as src,
-        tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as dst,
+        LayerSink(store, compression, source=f"layer {name} without its protected entries") as out,
+        tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as dst,
     ):
         for member in src:
             path = clean_name(member.name, layer=name)
@@ -189,7 +189,11 @@ def _rewrite_layer(
                     )
             wanted = sources.get((index, member.name)) if member.isreg() else None
             data = cast(BinaryIO, src.extractfile(member)) if member.isreg() else None
-            if wanted and data is not None:
+            if wanted and data is not None and protected and len(wanted) == 1:
+                # The usual case: encrypted straight from the layer, read once.
+                _add(writer, wanted[0], data)
+            elif wanted and data is not None:
+                # Read more than once (hard links share it, or it stays in the layer too).
                 with tempfile.SpooledTemporaryFile(8 << 20, dir=str(workdir)) as spool:
                     shutil.copyfileobj(data, spool)
                     for target_entry in wanted:
@@ -202,9 +206,9 @@ def _rewrite_layer(
                 copy_member(dst, member, data)
             if protected:
                 dropped += 1
+        dst.close()
+        layer_out = out.finish()
     log.info("layer %s: removed %d protected entries", name, dropped)
-    layer_out = layer_from_tar(tar_path, store, compression)
-    tar_path.unlink()
     return layer_out
 
 

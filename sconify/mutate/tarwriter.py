@@ -8,18 +8,20 @@ import tarfile
 from pathlib import Path
 from typing import BinaryIO
 
-from sconify.image import BlobStore, Compression, Layer, layer_from_tar
+from sconify.image import BlobStore, Compression, Layer, LayerSink
 
 
 class DeterministicTar:
-    """A tar whose bytes depend only on what is added: mtime 0, root-owned, no user names.
+    """A layer whose tar bytes depend only on what is added: mtime 0, root-owned, no user names.
 
-    Parent directories are added on demand (mode 0755), so callers name only what matters.
+    The tar streams into ``store`` as it is written (compressed, see :class:`LayerSink`);
+    :meth:`to_layer` ends it. Parent directories are added on demand (mode 0755), so callers
+    name only what matters.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._tar = tarfile.open(path, "w", format=tarfile.PAX_FORMAT)  # noqa: SIM115
+    def __init__(self, store: BlobStore, compression: Compression = Compression.GZIP) -> None:
+        self._sink = LayerSink(store, compression, source="a layer sconify writes")
+        self._tar = tarfile.open(fileobj=self._sink, mode="w", format=tarfile.PAX_FORMAT)  # noqa: SIM115
         self._dirs: set[str] = set()
 
     def _info(self, path: str, kind: bytes, mode: int, size: int = 0) -> tarfile.TarInfo:
@@ -71,14 +73,20 @@ class DeterministicTar:
         info.linkname = target
         self._tar.addfile(info)
 
-    def close(self) -> None:
-        """Finish the archive."""
+    def to_layer(self) -> Layer:
+        """End the tar; the layer in the store."""
         self._tar.close()
+        return self._sink.finish()
 
-    def to_layer(self, store: BlobStore, compression: Compression = Compression.GZIP) -> Layer:
-        """Close the tar and compress it into ``store`` as a layer."""
-        self.close()
-        return layer_from_tar(self.path, store, compression)
+    def abort(self) -> None:
+        """Keep nothing of it."""
+        self._sink.abort()
+
+    def __enter__(self) -> DeterministicTar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.abort()  # after to_layer, nothing is left to drop
 
 
 def copy_member(out: tarfile.TarFile, member: tarfile.TarInfo, data: BinaryIO | None) -> None:

@@ -65,15 +65,14 @@ def runtime_layer(
     shim: Path,
     guard: Path | None,
     store: BlobStore,
-    workdir: Path,
     compression: Compression = Compression.GZIP,
 ) -> Layer:
     """The layer with the shim (and guard): the same bytes for every conversion by one build."""
-    tar = DeterministicTar(workdir / "runtime.tar")
-    tar.add_file(SHIM_PATH, shim, 0o755)
-    if guard is not None:
-        tar.add_file(GUARD_PATH, guard, 0o755)
-    return tar.to_layer(store, compression)
+    with DeterministicTar(store, compression) as tar:
+        tar.add_file(SHIM_PATH, shim, 0o755)
+        if guard is not None:
+            tar.add_file(GUARD_PATH, guard, 0o755)
+        return tar.to_layer()
 
 
 def protected_layer(
@@ -84,22 +83,20 @@ def protected_layer(
     regions: Sequence[str],
     plaintext_root: str,
     store: BlobStore,
-    workdir: Path,
     compression: Compression = Compression.GZIP,
 ) -> Layer:
     """The layer with the shim config, the manifests, the ciphertexts and the region symlinks."""
-    tar = DeterministicTar(workdir / "protected.tar")
-    tar.add_bytes(CONFIG_PATH, shim_config)
-    tar.add_bytes(AUTH_MANIFEST_PATH, auth_manifest)
-    tar.add_bytes(FSPF_PATH, fspf)
-    tar.add_dir(VOLUMES_PATH)
-    with ciphertexts.path.open("rb") as pack:
+    with DeterministicTar(store, compression) as tar, ciphertexts.path.open("rb") as pack:
+        tar.add_bytes(CONFIG_PATH, shim_config)
+        tar.add_bytes(AUTH_MANIFEST_PATH, auth_manifest)
+        tar.add_bytes(FSPF_PATH, fspf)
+        tar.add_dir(VOLUMES_PATH)
         for blob in sorted(ciphertexts.blobs, key=lambda b: b.name):
             pack.seek(blob.offset)
             tar.add_stream(posixpath.join(VOLUMES_PATH, blob.name), pack, blob.size)
-    for region in regions:
-        tar.add_symlink(region, plaintext_root.rstrip("/") + region)
-    return tar.to_layer(store, compression)
+        for region in regions:
+            tar.add_symlink(region, plaintext_root.rstrip("/") + region)
+        return tar.to_layer()
 
 
 def native_command(config: ImageConfig) -> list[str]:

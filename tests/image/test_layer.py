@@ -12,6 +12,7 @@ from sconify.image import (
     Compression,
     Descriptor,
     Digest,
+    LayerSink,
     layer_from_blob,
     layer_from_tar,
 )
@@ -49,6 +50,30 @@ def test_layer_from_tar_round_trip(tmp_path, compression):
         assert Compression.detect(f.read(4)) is compression
     if compression is Compression.NONE:
         assert layer.digest == layer.diff_id
+
+
+@pytest.mark.parametrize("compression", list(Compression))
+def test_a_tar_written_into_a_sink_is_the_layer_of_its_bytes(tmp_path, compression):
+    """tarfile writes straight into the store (no tar file first): the same layer as from
+    the file, and a sink left unfinished keeps nothing."""
+    path, raw = _tar(tmp_path)
+    store = BlobStore(tmp_path / "s")
+    with LayerSink(store, compression) as sink:
+        with (
+            tarfile.open(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT) as t,
+            tarfile.open(path) as src,
+        ):
+            for member in src:
+                t.addfile(member, src.extractfile(member))
+        streamed = sink.finish()
+    from_file = layer_from_tar(path, BlobStore(tmp_path / "f"), compression)
+    assert (streamed.digest, streamed.diff_id) == (from_file.digest, from_file.diff_id)
+    assert streamed.diff_id == Digest.of(raw)
+    with LayerSink(store, compression) as sink:
+        sink.write(b"half a layer")
+    assert sorted(p.name for p in store.path(streamed.digest).parent.iterdir()) == [
+        streamed.digest.hex
+    ]
 
 
 def test_gzip_output_is_deterministic(tmp_path):
