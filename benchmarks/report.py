@@ -649,12 +649,15 @@ def _proposals(
         protected = _phase_seconds(profiles, big_key, "protected layer")
         item(
             "**Write protected data once** (`mutate/protect.py`, `mutate/wrap.py`). A "
-            "protected file is spooled to a temporary file, encrypted into one pack file, "
-            "copied into `protected.tar` and then compressed into the blob store: four writes of "
-            "every protected byte. On the 1 GiB image the encryption step takes "
-            f"{_s(encrypt)} and building the protected layer {_s(protected)}. Encrypting "
-            "straight from the layer stream into the protected layer's tar (spooling only "
-            "files that several tar entries share) leaves one write."
+            "protected file is encrypted straight from its layer's stream into one pack file "
+            "(spooled first only when hard links share it), and the pack is then copied into "
+            "the protected layer, which streams compressed into the blob store: two writes of "
+            "every protected byte, and the protected layer's upload starts only when it is "
+            "complete. On the 1 GiB image the encryption step takes "
+            f"{_s(encrypt)} and building the protected layer {_s(protected)}. Writing the "
+            "ciphertexts straight into the protected layer (the fspf after them) would leave "
+            "one write, and uploading that layer while it is written (its digest is needed "
+            "only by the last request) would overlap most of the rest."
         )
     runs = reconvert.get("sconify", [])
     if len(runs) == 2:
