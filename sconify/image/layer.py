@@ -213,24 +213,25 @@ class LayerSink(io.RawIOBase):
 
     def write(self, data: Any) -> int:
         """Append uncompressed tar bytes."""
-        self._diff.update(data)
-        self._written += len(data)
+        view = memoryview(data).cast("B")
+        size = len(view)
+        self._diff.update(view)
+        self._written += size
         # The compressor sees CHUNK-sized pieces whatever the caller writes (tarfile writes
         # 512-byte blocks): gzip's bytes then depend only on the tar, not on how it came.
-        view = memoryview(data).cast("B")
         if self._pending:
-            take = min(len(view), CHUNK - len(self._pending))
+            take = min(size, CHUNK - len(self._pending))
             self._pending += view[:take]
             view = view[take:]
             if len(self._pending) < CHUNK:
-                return len(data)
+                return size
             self._out.write(bytes(self._pending))
             self._pending.clear()
         whole = len(view) - len(view) % CHUNK
         for start in range(0, whole, CHUNK):
             self._out.write(view[start : start + CHUNK])
         self._pending += view[whole:]
-        return len(data)
+        return size
 
     def tell(self) -> int:
         """Uncompressed bytes written so far (``tarfile`` asks)."""
