@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import sections
+
 BEGIN = "<!-- cas-load:begin (benchmarks/cas_load.py) -->"
 END = "<!-- cas-load:end -->"
 TARGET_RATE = 200.0
@@ -188,13 +190,4 @@ def _verdict(levels: list[dict[str, Any]]) -> list[str]:
 def splice(text: str, lines: list[str]) -> str:
     """``text`` (a BENCHMARKS.md) with its CAS section replaced, or inserted before
     ``## Machine`` (at the end when there is none)."""
-    block = "\n".join(lines)
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        return head + block + tail
-    marker = "\n## Machine\n"
-    if marker in text:
-        head, tail = text.split(marker, 1)
-        return head + "\n" + block + "\n" + marker + tail
-    return text.rstrip("\n") + "\n\n" + block + "\n"
+    return sections.splice(text, lines, BEGIN, END)

@@ -11,6 +11,8 @@ import math
 import statistics
 from typing import Any
 
+import sections
+
 BEGIN = "<!-- startup:begin (benchmarks/startup.py) -->"
 END = "<!-- startup:end -->"
 TARGET_EXTRA_S = 0.5
@@ -226,13 +228,4 @@ def section(data: dict[str, Any]) -> list[str]:
 def splice(text: str, lines: list[str]) -> str:
     """``text`` (a BENCHMARKS.md) with its start-up section replaced, or inserted before
     ``## Machine`` (at the end when there is none)."""
-    block = "\n".join(lines)
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        return head + block + tail
-    marker = "\n## Machine\n"
-    if marker in text:
-        head, tail = text.split(marker, 1)
-        return head + "\n" + block + "\n" + marker + tail
-    return text.rstrip("\n") + "\n\n" + block + "\n"
+    return sections.splice(text, lines, BEGIN, END)
