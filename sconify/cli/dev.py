@@ -10,6 +10,7 @@ from sconify.cli import render
 from sconify.dev.services import (
     DEFAULT_API_PORT,
     DEFAULT_ENCLAVE_PORT,
+    DEFAULT_LAS_HOST,
     DEFAULT_LAS_PORT,
     DEFAULT_REGISTRY_PORT,
     DevServices,
@@ -48,7 +49,14 @@ def up(
     las_port: Annotated[int, typer.Option(help="LAS port.")] = DEFAULT_LAS_PORT,
     registry_port: Annotated[int, typer.Option(help="Registry port.")] = DEFAULT_REGISTRY_PORT,
     no_registry: Annotated[bool, typer.Option("--no-registry", help="Do not start one.")] = False,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Address the CAS listens on.")] = "127.0.0.1",
+    las_host: Annotated[
+        str,
+        typer.Option(
+            help="Address the LAS listens on. Whoever reaches it can obtain quotes, hence the "
+            "secrets of sessions that trust it: keep loopback unless remote containers need it."
+        ),
+    ] = DEFAULT_LAS_HOST,
     as_json: JsonOption = False,
 ) -> None:
     """Start what is not running yet, and wait until it answers."""
@@ -60,6 +68,7 @@ def up(
         enclave_port=enclave_port,
         las_port=las_port,
         registry_port=None if no_registry else registry_port,
+        las_host=las_host,
     )
     render.info(f"state and logs in {services.home}")
     _show(statuses, as_json)

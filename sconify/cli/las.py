@@ -21,12 +21,20 @@ def _group() -> None:
 def serve(
     state_dir: Annotated[Path, typer.Option("--state-dir", help="Where the quoting key lives.")],
     port: Annotated[int, typer.Option(help="TCP port (0: any free port).")] = 18766,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Address to listen on. Whoever can reach it can obtain quotes for any "
+            "measurement, hence the secrets of sessions that trust this LAS: the default, "
+            "loopback, is this host and its --network host containers only."
+        ),
+    ] = "127.0.0.1",
     verbose: Annotated[int, typer.Option("-v", "--verbose", count=True)] = 1,
 ) -> None:
     """Serve GET /v1/qe-pubkey and POST /v1/quote until interrupted.
 
-    The bound port is written to STATE_DIR/ready.json once listening.
+    The bound port is written to STATE_DIR/ready.json once listening. The first line on stderr
+    says who can obtain a quote and what that gives them.
     """
     from sconify.las.server import run
 

@@ -16,7 +16,7 @@ from sconify.cli.identity import (
     KeyHashOption,
     load_identity,
 )
-from sconify.errors import UsageError
+from sconify.errors import SessionError, UsageError
 
 app = typer.Typer(help="Create, update, read and hash CAS sessions.", no_args_is_help=True)
 
@@ -24,14 +24,23 @@ FileArgument = Annotated[Path, typer.Argument(help="Session description (YAML); 
 
 
 def _read(path: Path) -> str:
-    if str(path) == "-":
-        import sys
+    import sys
 
-        return sys.stdin.read()
+    if str(path) == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise UsageError(f"cannot read {path}: {err.strerror}", hint="check the path") from None
     try:
-        return path.read_text("utf-8")
-    except OSError as err:
-        raise UsageError(f"cannot read {path}: {err.strerror}", hint="check the path") from None
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise SessionError(
+            f"{'stdin' if str(path) == '-' else path} is not UTF-8 text "
+            f"(byte 0x{data[err.start]:02x} at offset {err.start})",
+            hint="save the session description as UTF-8",
+        ) from None
 
 
 @app.callback()

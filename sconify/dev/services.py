@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 DEFAULT_API_PORT = 8081
 DEFAULT_ENCLAVE_PORT = 18765
 DEFAULT_LAS_PORT = 18766
+DEFAULT_LAS_HOST = "127.0.0.1"
 DEFAULT_REGISTRY_PORT = 5000
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
@@ -198,15 +199,21 @@ class DevServices:
         enclave_port: int = DEFAULT_ENCLAVE_PORT,
         las_port: int = DEFAULT_LAS_PORT,
         registry_port: int | None = DEFAULT_REGISTRY_PORT,
+        las_host: str = DEFAULT_LAS_HOST,
     ) -> list[ServiceStatus]:
-        """Start what is not running; returns the status of every service."""
+        """Start what is not running; returns the status of every service.
+
+        ``host`` is where the CAS listens; the LAS listens on ``las_host`` (loopback unless
+        told otherwise): whoever reaches it can obtain quotes for any measurement, and the
+        containers that need it run on this host with ``--network host``.
+        """
         self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         if self._pid("las") is None:
             self._start(
                 "las",
                 [
                     *("las", "serve", "--state-dir", str(self.home / "las")),
-                    *("--port", str(las_port), "--host", host),
+                    *("--port", str(las_port), "--host", las_host),
                 ],
             )
         if self._pid("cas") is None:

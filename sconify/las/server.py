@@ -1,7 +1,9 @@
 """The LAS server: ``GET /v1/qe-pubkey`` and ``POST /v1/quote`` (contracts.md section 6).
 
-Plain HTTP, meant for loopback: it signs whatever measurement it is asked to, exactly like a
-simulated quoting enclave would. The quoting key lives in ``<state-dir>/qe-key.pem`` (0600).
+Plain HTTP on loopback by default: it signs whatever measurement it is asked to, for whoever
+asks, exactly like a simulated quoting enclave would. Its startup line says who can therefore
+obtain a quote and what that gives them (:mod:`sconify.las.exposure`). The quoting key lives in
+``<state-dir>/qe-key.pem`` (0600).
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from sconify.cas.serving import (
     BadRequest,
     Listener,
     bad_request_middleware,
+    bind,
     read_json_object,
     serve,
 )
+from sconify.las.exposure import DEFAULT_HOST, startup_line
 from sconify.las.quote import SimQuote, is_hex, key_id, public_pem, sign
 
 log = logging.getLogger(__name__)
@@ -85,11 +89,21 @@ async def _quote(request: web.Request) -> web.Response:
     )
 
 
-def run(state_dir: Path, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
-    """Serve the LAS until SIGTERM/SIGINT; ``<state-dir>/ready.json`` holds the bound port."""
+def run(state_dir: Path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+    """Serve the LAS until SIGTERM/SIGINT; ``<state-dir>/ready.json`` holds the bound port.
+
+    Once listening, and before ready.json is written, it says on stderr who can obtain a quote
+    and what that gives them.
+    """
     app = create_app(state_dir)
-    serve(
-        [Listener("port", app, host, port)],
-        state_dir=state_dir,
-        announce={"service": "las", "qe_key_id": key_id(app[_QE_KEY].public_key())},
-    )
+    qe_key_id = key_id(app[_QE_KEY].public_key())
+    sock = bind(host, port)
+    try:
+        log.warning("%s", startup_line(host, sock.getsockname()[1], qe_key_id))
+        serve(
+            [Listener("port", app, host, port, sock=sock)],
+            state_dir=state_dir,
+            announce={"service": "las", "qe_key_id": qe_key_id},
+        )
+    finally:
+        sock.close()

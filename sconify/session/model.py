@@ -12,6 +12,7 @@ import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from cryptography import x509
@@ -21,7 +22,7 @@ from sconify.session._keys import spki_hash
 from sconify.session._names import SERVICE_NAME, parent_namespace, valid_session_name
 from sconify.session._yaml import YamlInt
 from sconify.session.placeholders import find_placeholders, is_whole_placeholder
-from sconify.session.secrets import SecretSpec, parse_secret
+from sconify.session.secrets import CertificateSecret, SecretSpec, parse_secret
 
 CREATOR = "CREATOR"
 ANY = "ANY"
@@ -46,6 +47,9 @@ TOLERATIONS = frozenset(
 )
 
 DEFAULT_INJECTION_PERMISSION = 0o700
+#: The longest certificate chain a session may make: a certificate and its issuers up to the
+#: root (OpenSSL verifies up to 100; chains in use hold 2 to 4).
+MAX_CHAIN_CERTIFICATES = 10
 
 
 @dataclass(frozen=True)
@@ -507,15 +511,32 @@ class Session:
 
     def service(self, name: str) -> Service | None:
         """The service called ``name``, if any."""
-        return next((s for s in self.services if s.name == name), None)
+        return self._by_name[0].get(name)
 
     def image(self, name: str) -> Image | None:
         """The image called ``name``, if any."""
-        return next((i for i in self.images if i.name == name), None)
+        return self._by_name[1].get(name)
 
     def secret(self, name: str) -> SecretSpec | None:
         """The secret declared as ``name``, if any."""
-        return next((s for s in self.secrets if s.name == name), None)
+        return self._by_name[2].get(name)
+
+    @cached_property
+    def _by_name(
+        self,
+    ) -> tuple[dict[str, Service], dict[str, Image], dict[str, SecretSpec]]:
+        # Lookups by name are made once per reference and per placeholder: a list scan each
+        # time made a session with thousands of them quadratic. The first of a name wins.
+        services: dict[str, Service] = {}
+        images: dict[str, Image] = {}
+        secrets: dict[str, SecretSpec] = {}
+        for service in self.services:
+            services.setdefault(service.name, service)
+        for image in self.images:
+            images.setdefault(image.name, image)
+        for spec in self.secrets:
+            secrets.setdefault(spec.name, spec)
+        return services, images, secrets
 
     def to_dict(self) -> dict[str, Any]:
         """The normalized description: what :func:`~sconify.session.session_hash` hashes."""
@@ -562,35 +583,69 @@ class Session:
                 if found.kind != kind:
                     raise f.fail(rpath, f"refers to {target!r} of kind {found.kind}, not {kind}")
         self.secrets_in_order()
+        self._check_chain_lengths()
 
     def secrets_in_order(self) -> tuple[SecretSpec, ...]:
         """The secrets, each after those it references (so generation can use their values).
 
         Refuses a cycle (an issuer chain that comes back to itself), naming its first member.
         """
+        return self._secret_order
+
+    @cached_property
+    def _secret_order(self) -> tuple[SecretSpec, ...]:
+        # Depth-first with an explicit stack: an issuer chain as long as the list of secrets
+        # must not become as many nested calls.
+        position = {spec.name: index for index, spec in reversed(list(enumerate(self.secrets)))}
         order: list[SecretSpec] = []
         state: dict[str, str] = {}
-
-        def visit(spec: SecretSpec, index: int) -> None:
-            if state.get(spec.name) == "done":
-                return
-            if state.get(spec.name) == "visiting":
-                raise f.fail(
-                    f.child(f.child("secrets", index), "issuer"),
-                    f"the secret {spec.name!r} is part of a reference cycle",
-                    hint="a CA without issuer is self-signed: end the chain there",
-                )
-            state[spec.name] = "visiting"
-            for _, target, _ in spec.references():
-                dependency = self.secret(target)
-                if dependency is not None:
-                    visit(dependency, self.secrets.index(dependency))
-            state[spec.name] = "done"
-            order.append(spec)
-
-        for index, spec in enumerate(self.secrets):
-            visit(spec, index)
+        for start in self.secrets:
+            if start.name in state:
+                continue
+            state[start.name] = "visiting"
+            stack = [(start, iter(start.references()))]
+            while stack:
+                spec, pending = stack[-1]
+                for _, target, _ in pending:
+                    dependency = self.secret(target)
+                    if dependency is None or state.get(dependency.name) == "done":
+                        continue
+                    if state.get(dependency.name) == "visiting":
+                        raise f.fail(
+                            f.child(f.child("secrets", position[dependency.name]), "issuer"),
+                            f"the secret {dependency.name!r} is part of a reference cycle",
+                            hint="a CA without issuer is self-signed: end the chain there",
+                        )
+                    state[dependency.name] = "visiting"
+                    stack.append((dependency, iter(dependency.references())))
+                    break
+                else:
+                    stack.pop()
+                    state[spec.name] = "done"
+                    order.append(spec)
         return tuple(order)
+
+    def _check_chain_lengths(self) -> None:
+        # Every issued certificate carries its whole issuer chain, so a chain of n CAs costs
+        # n^2 certificates to store and parse: 1,500 of them made gigabytes.
+        length: dict[str, int] = {}
+        for spec in self.secrets_in_order():
+            if not isinstance(spec, CertificateSecret):
+                continue
+            if spec.value is not None:
+                length[spec.name] = max(1, spec.value.count("-----BEGIN CERTIFICATE-----"))
+            else:
+                length[spec.name] = 1 + (length.get(spec.issuer, 0) if spec.issuer else 0)
+            if length[spec.name] > MAX_CHAIN_CERTIFICATES:
+                index = next(i for i, s in enumerate(self.secrets) if s is spec)
+                field_name = "issuer" if spec.value is None else "value"
+                raise f.fail(
+                    f.child(f.child("secrets", index), field_name),
+                    f"the certificate chain of {spec.name!r} (it, its issuer, and theirs up to "
+                    f"the root) would hold {length[spec.name]} certificates, more than the "
+                    f"{MAX_CHAIN_CERTIFICATES} allowed",
+                    hint="issue it from a CA nearer the root (chains in use hold 2 to 4)",
+                )
 
     def _check_placeholders(self, path: str, value: str, *, text_only: bool) -> None:
         for ref in find_placeholders(value):

@@ -124,18 +124,19 @@ def _start(
     return process, log_path, ready
 
 
-def run_las(state_dir: Path, *, host: str = "127.0.0.1", port: int = 0) -> LasProcess:
-    """Start ``sconify las serve`` with its state in ``state_dir``; returns once it listens."""
-    process, log_path, ready = _start(
-        state_dir,
-        ["las", "serve", "--state-dir", str(state_dir), "--port", str(port), "--host", host],
-    )
+def run_las(state_dir: Path, *, host: str | None = "127.0.0.1", port: int = 0) -> LasProcess:
+    """Start ``sconify las serve`` with its state in ``state_dir``; returns once it listens.
+
+    ``host=None`` passes no ``--host``: the LAS listens where it does by default.
+    """
+    args = ["las", "serve", "--state-dir", str(state_dir), "--port", str(port)]
+    process, log_path, ready = _start(state_dir, args + ([] if host is None else ["--host", host]))
     return LasProcess(
         state_dir=state_dir,
         process=process,
         log_path=log_path,
         ready=ready,
-        addr=f"{host}:{ready['port']}",
+        addr=f"{ready['host']}:{ready['port']}",
         qe_key_id=ready["qe_key_id"],
     )
 
