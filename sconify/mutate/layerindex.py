@@ -36,7 +36,7 @@ _ELF_PARSE_LIMIT = 2 << 30
 _ELF_IN_MEMORY = CAPTURE_MEMORY
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Node:
     """One path of the merged file system.
 
