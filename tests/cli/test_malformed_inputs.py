@@ -247,6 +247,24 @@ def test_string_entrypoint_and_no_history_convert(
     out.validate(deep=True)
 
 
+def _malformed_elves() -> list[Entry]:
+    from tests.test_elf import MALFORMED, _ls
+
+    return [Entry("opt", "dir")] + [
+        Entry(f"opt/{case}", data=make(_ls()), mode=0o755) for case, make in MALFORMED.items()
+    ]
+
+
+def test_malformed_elf_files_convert_and_as_binary_are_one_error(
+    tmp_path: Path, cas: CasProcess, las: LasProcess
+) -> None:
+    root = _layout(tmp_path, _malformed_elves())
+    result, _ = _convert(tmp_path, cas, las, root)
+    assert result.returncode == 0, result.stderr
+    result, _ = _convert(tmp_path, cas, las, root, "--binary=/opt/phnum-huge")
+    _assert_one_error(result, "--binary=/opt/phnum-huge is not an ELF executable")
+
+
 # -- bounded memory -------------------------------------------------------------------------
 
 
