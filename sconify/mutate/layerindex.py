@@ -2,9 +2,9 @@
 cache keeps (by the blob's digest) and :mod:`sconify.mutate.fsview` merges.
 
 For each entry: its metadata and where its bytes are (tar member); for regular files the sha256
-and, for ELF files, what the loader needs. Nothing is extracted to disk and no file is held whole
-in memory except ELF files, which are parsed (libraries are small; huge ones are hashed but not
-parsed).
+and, for ELF files, what the loader needs. Nothing is extracted and no file is held whole in
+memory: an ELF file up to 8 MiB is parsed in memory, a larger one (up to 2 GiB) through
+:class:`sconify.elf.ElfCapture`, which spools it to a temporary file when it must.
 """
 
 from __future__ import annotations
