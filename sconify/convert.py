@@ -95,7 +95,7 @@ def convert(
     guard = guard_path(image.config.architecture or "amd64")
     log.info("scanning %d layers", len(image.layers))
     view = scan_layers(image.layers, cache)
-    regions = resolve_regions(view, request.dirs)
+    regions = resolve_regions(view, request.dirs, plaintext_root=request.plaintext_root)
     auth = build_auth_set(
         view, request.binary, authenticate=request.authenticate, protected=regions
     )

@@ -32,6 +32,7 @@ from sconify.mutate.indexcache import DiskIndexCache
 from sconify.mutate.prefetch import PrefetchingIndexes
 from sconify.registry import TransferStats
 from sconify.registry.options import RegistryOptions
+from sconify.secret_file import check_secret_target, write_secret_file
 from sconify.session.load import load_session
 from sconify.settings import RuntimeSettings
 from sconify.transports import daemon, dispatch, remote
@@ -48,6 +49,7 @@ from sconify.transports.staged import Staged, platforms_of, stage, stage_index
 log = logging.getLogger(__name__)
 
 SESSION_VERSION = "0.3.10"
+_SESSION_FILE = "--session"
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_\-.~]")
 
 
@@ -298,6 +300,8 @@ def lift(
             "the session does not tolerate simulation, so this image will not start on a "
             "machine without a TEE; add --allow-simulation (or --cas-debug) to run it here"
         )
+    if request.session_file is not None:
+        check_secret_target(request.session_file, _SESSION_FILE)
     namespace = request.namespace or f"sconify-{secrets.token_hex(4)}"
     name = f"{namespace}/{request.session_name or default_session_name(request.target)}"
     targets = destinations(request.target, request.default_transport, push_image=request.push_image)
@@ -381,7 +385,7 @@ def lift(
             )
         )
         if request.session_file is not None:
-            _write_private(request.session_file, session_yaml)
+            write_secret_file(request.session_file, session_yaml.encode(), _SESSION_FILE)
         if request.dry_run:
             return _result(services, name, None, [], stats, warnings)
 
@@ -433,14 +437,6 @@ def _ensure_namespace(cas: CasApi, namespace: str, create: bool, warnings: list[
             hint="add --create-namespace, or pass an existing --namespace",
         )
     cas.create_session(_to_yaml(namespace_document(namespace)))
-
-
-def _write_private(path: Path, text: str) -> None:
-    import os
-
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
 
 
 def _result(

@@ -143,7 +143,33 @@ class SealedVolume:
     plaintext_bytes: int
 
 
+def shown_name(name: str) -> str:
+    """A name as its bytes read, undecodable bytes as ``\\xNN`` (for messages)."""
+    raw = name.encode("utf-8", "surrogateescape")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def check_utf8(name: str, what: str) -> str:
+    """Refuse a name that is not UTF-8 text (raw bytes from a tar, held as surrogate escapes).
+
+    The fspf is JSON, read by Go's ``encoding/json``, which turns such bytes into U+FFFD: the
+    shim would create another name than the image had. So these names are refused.
+    """
+    if name.isascii():
+        return name
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConversionError(
+            f"{what} {shown_name(name)} is not valid UTF-8, so the protected volume cannot "
+            "hold it (its metadata is JSON)",
+            hint="rename it to a UTF-8 name in the native image, or do not protect its directory",
+        ) from None
+    return name
+
+
 def _check_region_path(path: str) -> str:
+    check_utf8(path, "the protected directory")
     norm = posixpath.normpath(path)
     if not path.startswith("/") or norm == "/" or norm != path.rstrip("/"):
         raise ConversionError(
@@ -259,6 +285,7 @@ class VolumeWriter:
         if rel in reg.entries:
             raise ConversionError(f"{region}/{rel} was added twice")
         _check_rel(rel)
+        check_utf8(f"{region}/{rel}", "the protected path")
         return reg
 
     def add_dir(self, region: str, rel: str, *, mode: int, uid: int = 0, gid: int = 0) -> None:
@@ -277,6 +304,7 @@ class VolumeWriter:
     ) -> None:
         """Add a symbolic link below ``region`` (its target is kept as written)."""
         reg = self._region(region, rel)
+        check_utf8(target, f"the target of the protected symlink {region}/{rel}:")
         reg.entries[rel] = {
             "path": rel,
             "type": "symlink",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -11,6 +10,7 @@ from sconify.canonical import compact_json
 from sconify.errors import ImageError
 from sconify.image.descriptor import Platform
 from sconify.image.digest import Digest
+from sconify.image.jsondoc import load_document
 
 # Property name -> (top-level key, key inside "config" or None for a top-level field).
 _FIELDS: dict[str, tuple[str, str | None]] = {
@@ -32,10 +32,17 @@ _FIELDS: dict[str, tuple[str, str | None]] = {
 }
 
 
-def _strings(value: Any) -> tuple[str, ...] | None:
+_HINT = "the image config is malformed; rebuild the image"
+#: What Docker runs a string (shell-form) ENTRYPOINT or CMD with when the config sets no Shell.
+DEFAULT_SHELL = ("/bin/sh", "-c")
+
+
+def _strings(value: Any, field: str) -> tuple[str, ...] | None:
     if value is None:
         return None
-    return tuple(str(v) for v in value)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ImageError(f"config {field} is not a list of strings: {value!r:.200}", hint=_HINT)
+    return tuple(value)
 
 
 class ImageConfig:
@@ -54,14 +61,8 @@ class ImageConfig:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ImageConfig:
-        """Parse config JSON bytes."""
-        try:
-            obj = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ImageError(
-                f"image config is not valid JSON: {e}", hint="the config blob is corrupt"
-            ) from e
-        return cls(obj)
+        """Parse config JSON bytes (one :class:`ImageError` for anything that is not a config)."""
+        return cls(load_document(data, "image config", hint="the config blob is corrupt"))
 
     @classmethod
     def new(
@@ -100,53 +101,88 @@ class ImageConfig:
         """Serialize as canonical JSON (stable: equal configs give equal bytes)."""
         return compact_json(self._data)
 
+    def _section(self, top: str) -> dict[str, Any]:
+        section = self._data.get(top) or {}
+        if not isinstance(section, dict):
+            raise ImageError(f"config {top!r} is not a JSON object", hint=_HINT)
+        return section
+
     def _get(self, name: str) -> Any:
         top, inner = _FIELDS[name]
         if inner is None:
             return self._data.get(top)
-        section = self._data.get(top) or {}
-        return section.get(inner)
+        return self._section(top).get(inner)
+
+    def _text(self, name: str) -> str:
+        value = self._get(name)
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise ImageError(f"config {name} is not a string: {value!r:.200}", hint=_HINT)
+        return value
+
+    def _argv(self, name: str) -> tuple[str, ...] | None:
+        value = self._get(name)
+        if isinstance(value, str):
+            # Docker's shell form: a string runs through the config's shell (SHELL, default sh)
+            if not value:
+                return None
+            shell = _strings(self._section("config").get("Shell"), "Shell") or DEFAULT_SHELL
+            return (*shell, value)
+        return _strings(value, name)
 
     @property
     def env(self) -> tuple[str, ...]:
         """``KEY=VALUE`` entries of the environment."""
-        return _strings(self._get("env")) or ()
+        return _strings(self._get("env"), "Env") or ()
 
     @property
     def entrypoint(self) -> tuple[str, ...] | None:
-        """The entrypoint argv, or None when unset."""
-        return _strings(self._get("entrypoint"))
+        """The entrypoint argv, or None when unset; a string is shell form (``sh -c STRING``)."""
+        return self._argv("entrypoint")
 
     @property
     def cmd(self) -> tuple[str, ...] | None:
-        """The default command argv, or None when unset."""
-        return _strings(self._get("cmd"))
+        """The default command argv, or None when unset; a string is shell form."""
+        return self._argv("cmd")
 
     @property
     def working_dir(self) -> str:
         """The working directory ("" when unset)."""
-        return str(self._get("working_dir") or "")
+        return self._text("working_dir")
 
     @property
     def user(self) -> str:
         """The user (``name``, ``uid`` or ``uid:gid``; "" when unset)."""
-        return str(self._get("user") or "")
+        return self._text("user")
 
     @property
     def labels(self) -> dict[str, str]:
         """A copy of the labels."""
-        return {str(k): str(v) for k, v in (self._get("labels") or {}).items()}
+        labels = self._get("labels") or {}
+        if not isinstance(labels, dict):
+            raise ImageError(f"config Labels is not a JSON object: {labels!r:.200}", hint=_HINT)
+        return {str(k): str(v) for k, v in labels.items()}
 
     @property
     def diff_ids(self) -> tuple[Digest, ...]:
         """The ``rootfs.diff_ids``: digests of the uncompressed layer tars, base first."""
-        rootfs = self._data.get("rootfs") or {}
-        return tuple(Digest.parse(d) for d in rootfs.get("diff_ids") or ())
+        ids = self._section("rootfs").get("diff_ids") or []
+        if not isinstance(ids, list):
+            raise ImageError(f"config rootfs.diff_ids is not a list: {ids!r:.200}", hint=_HINT)
+        return tuple(Digest.parse(d) for d in ids)
 
     @property
     def history(self) -> tuple[dict[str, Any], ...]:
-        """Copies of the history entries."""
-        return tuple(copy.deepcopy(h) for h in self._data.get("history") or ())
+        """Copies of the history entries (none when the config has no ``history``)."""
+        entries = self._data.get("history") or []
+        if not isinstance(entries, list) or not all(isinstance(h, dict) for h in entries):
+            raise ImageError("config history is not a list of JSON objects", hint=_HINT)
+        return tuple(copy.deepcopy(h) for h in entries)
+
+    def without(self, *keys: str) -> ImageConfig:
+        """Return a copy without the top-level ``keys`` (absent ones are ignored)."""
+        return ImageConfig({k: v for k, v in self._data.items() if k not in keys})
 
     @property
     def architecture(self) -> str:

@@ -49,7 +49,7 @@ class Platform:
             return cls(str(obj["os"]), str(obj["architecture"]), str(variant) if variant else None)
         except (KeyError, TypeError, AttributeError) as e:
             raise ImageError(
-                f"invalid platform object {obj!r}",
+                f"invalid platform object {obj!r:.300}",
                 hint="a platform needs 'os' and 'architecture'",
             ) from e
 
@@ -102,19 +102,26 @@ class Descriptor:
     def from_json(cls, obj: Mapping[str, Any]) -> Descriptor:
         """Read a descriptor JSON object, raising :class:`ImageError` when it is malformed."""
         if not isinstance(obj, Mapping):
-            raise ImageError(f"invalid descriptor {obj!r}", hint="a descriptor is a JSON object")
+            raise ImageError(
+                f"invalid descriptor {obj!r:.300}", hint="a descriptor is a JSON object"
+            )
         try:
             media_type = obj["mediaType"]
             digest = Digest.parse(obj["digest"])
             size = obj["size"]
         except KeyError as e:
             raise ImageError(
-                f"descriptor {dict(obj)!r} lacks {e.args[0]!r}",
+                f"descriptor {dict(obj)!r:.300} lacks {e.args[0]!r}",
                 hint="a descriptor needs mediaType, digest and size",
             ) from e
         if not isinstance(media_type, str):
             raise ImageError(f"invalid mediaType {media_type!r} in descriptor of {digest}")
         annotations = obj.get("annotations")
+        if annotations is not None and not isinstance(annotations, Mapping):
+            raise ImageError(
+                f"invalid annotations {annotations!r:.200} in descriptor of {digest}",
+                hint="annotations are a JSON object of strings",
+            )
         platform = obj.get("platform")
         urls = obj.get("urls")
         return cls(

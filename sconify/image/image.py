@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from sconify.image import mediatypes as mt
 from sconify.image.config import ImageConfig
 from sconify.image.descriptor import Descriptor, Platform
 from sconify.image.digest import Digest
+from sconify.image.jsondoc import load_document
 from sconify.image.layer import Compression, Layer, diff_id_of
 
 #: Manifests, indexes and configs larger than this are refused (registries accept >= 4 MiB).
@@ -50,7 +50,7 @@ class Image:
     def from_raw(cls, raw_manifest: bytes, raw_config: bytes, layers: Sequence[Layer]) -> Image:
         """Build an image from exact manifest and config bytes and its (already stored) layers."""
         manifest = parse_manifest(raw_manifest)
-        config_desc = Descriptor.from_json(manifest["config"])
+        config_desc = config_of(manifest)
         actual = Digest.of(raw_config)
         if actual != config_desc.digest:
             raise DigestMismatch(
@@ -105,7 +105,7 @@ class Image:
     def config_descriptor(self) -> Descriptor:
         """The descriptor of the config blob as the manifest has it."""
         if self.raw_manifest is not None:
-            return Descriptor.from_json(parse_manifest(self.raw_manifest)["config"])
+            return config_of(parse_manifest(self.raw_manifest))
         data = self.config_bytes()
         return Descriptor(mt.config_type_for(self.manifest_media_type), Digest.of(data), len(data))
 
@@ -289,13 +289,22 @@ def _check_layer_blob(index: int, layer: Layer) -> None:
 
 def parse_manifest(raw: bytes) -> dict[str, Any]:
     """Parse manifest or index bytes into a JSON object, raising :class:`ImageError` if broken."""
-    try:
-        obj = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ImageError(f"manifest is not valid JSON: {e}", hint="the manifest is corrupt") from e
+    obj = load_document(raw, "manifest", hint="the manifest is corrupt")
     if not isinstance(obj, dict) or obj.get("schemaVersion") != 2:
         raise ImageError(
             "manifest is not a schemaVersion 2 JSON object",
             hint="only OCI and Docker schema2 manifests are supported (not schema1)",
         )
+    if not isinstance(obj.get("mediaType", ""), str):
+        raise ImageError(
+            f"manifest mediaType {obj['mediaType']!r:.200} is not a string",
+            hint="the manifest is corrupt",
+        )
     return obj
+
+
+def config_of(manifest: dict[str, Any]) -> Descriptor:
+    """The config descriptor of a parsed image manifest."""
+    if "config" not in manifest:
+        raise ImageError("the image manifest names no config", hint="the manifest is corrupt")
+    return Descriptor.from_json(manifest["config"])

@@ -165,6 +165,7 @@ def build_auth_set(
         files.update(tree_files(view, tree))
     protected = list(protected)
     for path in files:
+        _refuse_non_utf8(path)
         real = view.resolve(path) or path
         for region in protected:
             if is_below(real, region):
@@ -175,3 +176,18 @@ def build_auth_set(
                     "--dir (they are integrity-protected by the measurement instead)",
                 )
     return AuthSet(node.path, files)
+
+
+def _refuse_non_utf8(path: str) -> None:
+    """The manifest is JSON, read by the shim with Go's ``encoding/json``, which turns bytes
+    that are not UTF-8 into U+FFFD: the shim would check another path than the one measured."""
+    if path.isascii():
+        return
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise ConversionError(
+            f"{shown} must be authenticated (measured), but its name is not valid UTF-8",
+            hint="rename it to a UTF-8 name in the native image",
+        ) from None

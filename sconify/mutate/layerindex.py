@@ -2,18 +2,19 @@
 cache keeps (by the blob's digest) and :mod:`sconify.mutate.fsview` merges.
 
 For each entry: its metadata and where its bytes are (tar member); for regular files the sha256
-and, for ELF files, what the loader needs. Nothing is extracted to disk and no file is held whole
-in memory except ELF files, which are parsed (libraries are small; huge ones are hashed but not
-parsed).
+and, for ELF files, what the loader needs. Nothing is extracted and no file is held whole in
+memory: an ELF file up to 8 MiB is parsed in memory, a larger one (up to 2 GiB) through
+:class:`sconify.elf.ElfCapture`, which spools it to a temporary file when it must.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from sconify.elf import ELF_MAGIC, ElfInfo, NotElf, parse_elf
+from sconify.elf import CAPTURE_MEMORY, ELF_MAGIC, ElfCapture, ElfInfo, NotElf, parse_elf
 from sconify.errors import ImageError, UnsafeLayer
 from sconify.image import Layer
 from sconify.mutate.tarpaths import Whiteout, clean_name, whiteout_of
@@ -28,10 +29,14 @@ from sconify.mutate.tarscan import (
     UnsupportedTar,
 )
 
-_ELF_PARSE_LIMIT = 512 * 1024 * 1024
+#: ELF files up to this size are parsed; larger ones are hashed only. Their bytes are kept only
+#: while parsing, in memory up to ``_ELF_IN_MEMORY`` and beyond it in a temporary file, so the
+#: memory an index takes does not grow with the files of the layer.
+_ELF_PARSE_LIMIT = 2 << 30
+_ELF_IN_MEMORY = CAPTURE_MEMORY
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Node:
     """One path of the merged file system.
 
@@ -166,11 +171,7 @@ def _node_of(
     kind = entry.type
     mode = entry.mode & 0o7777
     if kind in REGULAR_TYPES:
-        sha, data = scan.digest_data(ELF_MAGIC, _ELF_PARSE_LIMIT)
-        elf = None
-        if data is not None:
-            with contextlib.suppress(NotElf):
-                elf = parse_elf(data)
+        sha, elf = _digest_file(scan, entry.size)
         return Node(
             path, "file", mode, entry.uid, entry.gid, 0, entry.name, entry.size, "", sha, elf
         )
@@ -201,3 +202,31 @@ def _node_of(
             source.elf,
         )
     return Node(path, "other", mode, entry.uid, entry.gid, 0, entry.name)
+
+
+def _digest_file(scan: TarScanner, size: int) -> tuple[str, ElfInfo | None]:
+    """The sha256 of the current file, and what the loader needs of it if it is an ELF file.
+
+    A small file is hashed in place and, when it starts like an ELF file, parsed from memory;
+    a large one streams through the hash and an :class:`ElfCapture` (bounded memory).
+    """
+    if size <= _ELF_IN_MEMORY:
+        sha, data = scan.digest_data(ELF_MAGIC, _ELF_IN_MEMORY)
+        elf = None
+        if data is not None:
+            with contextlib.suppress(NotElf):
+                elf = parse_elf(data)
+        return sha, elf
+    digest = hashlib.sha256()
+    if size > _ELF_PARSE_LIMIT:
+        for piece in scan.data_chunks():
+            digest.update(piece)
+        return digest.hexdigest(), None
+    capture = ElfCapture(size)
+    try:
+        for piece in scan.data_chunks():
+            digest.update(piece)
+            capture.feed(piece)
+        return digest.hexdigest(), capture.finish()
+    finally:
+        capture.close()

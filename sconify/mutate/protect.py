@@ -22,6 +22,7 @@ from sconify.crypto.scfs import PackSink, SealedVolume, VolumeWriter
 from sconify.errors import ConversionError, ImageError
 from sconify.image import BlobStore, Compression, Layer, LayerSink
 from sconify.mutate.fsview import FsView, Node
+from sconify.mutate.reserved import DEFAULT_PLAINTEXT_ROOT, reserved_reason
 from sconify.mutate.tarpaths import clean_hardlink_target, clean_name, is_below
 from sconify.mutate.tarwriter import copy_member
 
@@ -39,8 +40,15 @@ class ProtectedVolume:
     rewritten: tuple[int, ...]
 
 
-def resolve_regions(view: FsView, dirs: Sequence[str]) -> tuple[str, ...]:
-    """Check each ``--dir`` exists as a directory; return their real paths (symlinks resolved)."""
+def resolve_regions(
+    view: FsView, dirs: Sequence[str], *, plaintext_root: str = DEFAULT_PLAINTEXT_ROOT
+) -> tuple[str, ...]:
+    """Check each ``--dir`` exists as a directory; return their real paths (symlinks resolved).
+
+    A directory is refused when its real path (every symlink followed, as the shim and the
+    kernel would) is, lies in or holds a path sconify or the engine owns: ``/sconify``, the
+    plaintext root, ``/proc``, ``/sys`` and ``/dev``.
+    """
     out: list[str] = []
     for d in dirs:
         if not d.startswith("/") or d.rstrip("/") in ("", "/sconify"):
@@ -49,6 +57,13 @@ def resolve_regions(view: FsView, dirs: Sequence[str]) -> tuple[str, ...]:
                 hint="pass an absolute directory of the application, such as --dir=/app",
             )
         resolved = view.resolve(d)
+        reason = reserved_reason(resolved, plaintext_root) if resolved else None
+        if reason is not None:
+            shown = d if resolved == d.rstrip("/") else f"{d} (which resolves to {resolved})"
+            raise ConversionError(
+                f"--dir={shown} cannot be protected: {reason}",
+                hint="pass a directory of the application, such as --dir=/app",
+            )
         node = view.get(resolved) if resolved else None
         if node is None:
             matches = view.close_matches(d.rstrip("/"))

@@ -43,6 +43,7 @@ import re
 import struct
 import tarfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -449,3 +450,14 @@ class TarScanner:
             if not self._read():
                 raise TarFormatError(f"unexpected end of data at offset {self.offset()}")
         return digest_of.hexdigest(), b"".join(kept) if keep else None
+
+    def data_chunks(self) -> Iterator[memoryview]:
+        """Yield the rest of the current entry's data in pieces (each valid until the next is
+        asked for), for a caller that reads a large file in bounded memory."""
+        while self._left:
+            if self._pos >= len(self._buf) and not self._read():
+                raise TarFormatError(f"unexpected end of data at offset {self.offset()}")
+            piece = memoryview(self._buf)[self._pos : self._pos + self._left]
+            self._pos += len(piece)
+            self._left -= len(piece)
+            yield piece

@@ -104,6 +104,14 @@ def native_command(config: ImageConfig) -> list[str]:
     return [*(config.entrypoint or ()), *(config.cmd or ())]
 
 
+#: Top-level config fields left by the builder that made the native image: ``container`` (the
+#: id of the build container) and ``container_config`` (its config, written by the classic
+#: builder and ``docker commit``), whose ``Env`` is the native environment and whose ``Cmd``
+#: is the last build step (``#(nop) ENV SECRET=...``). Nothing reads them to run an image.
+BUILDER_FIELDS = ("container", "container_config")
+_SETS_ENVIRONMENT = ("ENV", "ARG")
+
+
 def rewrite_config(
     image: Image,
     added: Sequence[Layer],
@@ -116,8 +124,11 @@ def rewrite_config(
     The shim becomes the entrypoint, the working dir ``/`` (the native one moves into the
     session: runc cannot use a symlinked WORKDIR), and the environment keeps only ``PATH`` and
     the ``SCONE_*`` settings: the native environment moves into the session, where it is
-    released to attested instances only. Native history lines are redacted for the same reason
-    (``ENV`` and ``ARG`` steps show values).
+    released to attested instances only. Every other place a config keeps it is cleared for
+    the same reason: the builder's ``container_config`` is dropped, history lines are redacted
+    (``ENV`` and ``ARG`` steps show values; BuildKit writes ``ENV SECRET=...``, the classic
+    builder ``/bin/sh -c #(nop) ENV SECRET=...``) and ``ONBUILD ENV``/``ARG`` triggers go.
+    A native config without history (it is optional) gives a converted one without history.
     """
     native = image.config
     path = native.env_dict().get("PATH", DEFAULT_PATH)
@@ -126,7 +137,7 @@ def rewrite_config(
         {**entry, "created_by": REDACTED} if "created_by" in entry else dict(entry)
         for entry in native.history
     ]
-    config = native.replace(
+    config = native.without(*BUILDER_FIELDS).replace(
         entrypoint=[SHIM_PATH],
         cmd=None,
         working_dir="/",
@@ -134,8 +145,33 @@ def rewrite_config(
         labels={**native.labels, **labels},
         history=history,
     )
+    config = _without_environment_triggers(config)
     entries = [
         {"created_by": f"sconify {__version__}: runtime shim"},
         {"created_by": f"sconify {__version__}: protected volume and configuration"},
     ][: len(added)]
+    if not _history_fits(history, image.layers):
+        # No history, or one that does not match the layers (engines show it, nothing checks
+        # it): the converted image has none rather than one that lies about its layers.
+        config = config.without("history")
+        return image.with_config(config).with_layers([*image.layers, *added])
     return image.with_config(config).append_layers(added, history=entries)
+
+
+def _history_fits(history: Sequence[Mapping[str, object]], layers: Sequence[Layer]) -> bool:
+    return bool(history) and sum(1 for h in history if not h.get("empty_layer")) == len(layers)
+
+
+def _without_environment_triggers(config: ImageConfig) -> ImageConfig:
+    """Drop the ``ONBUILD ENV``/``ONBUILD ARG`` triggers (they hold environment values)."""
+    data = config.to_dict()
+    section = data.get("config")
+    if not isinstance(section, dict) or not isinstance(section.get("OnBuild"), list):
+        return config
+    section["OnBuild"] = [t for t in section["OnBuild"] if not _sets_environment(t)] or None
+    return ImageConfig(data)
+
+
+def _sets_environment(trigger: object) -> bool:
+    words = trigger.split(None, 1) if isinstance(trigger, str) else []
+    return bool(words) and words[0].upper() in _SETS_ENVIRONMENT

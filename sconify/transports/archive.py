@@ -26,6 +26,7 @@ from sconify.image.descriptor import Descriptor, Platform
 from sconify.image.digest import Digest
 from sconify.image.image import MAX_DOCUMENT_BYTES, Image
 from sconify.image.index import Index
+from sconify.image.jsondoc import load_document
 from sconify.image.layer import Compression, Layer, diff_id_of, open_decompressed
 from sconify.transports import layout
 from sconify.transports._tarstream import Member, normalize, resolve_link, tar_chunks
@@ -110,12 +111,7 @@ def read_docker_archive_stream(
 ) -> Image:
     """Read a ``docker save`` tar from ``stream`` into ``store``; ``name`` picks an image."""
     contents = _scan(stream, store, source)
-    try:
-        entries: list[dict[str, Any]] = json.loads(contents.document("manifest.json"))
-    except ValueError as e:
-        raise ImageError(
-            f"{source}: manifest.json is not JSON", hint="the archive is corrupt"
-        ) from e
+    entries = _archive_manifest(contents.document("manifest.json"), source)
     entry = _pick_entry(entries, name, source)
     config_bytes = contents.document(entry["Config"])
     config = ImageConfig.from_bytes(config_bytes)
@@ -127,8 +123,14 @@ def read_docker_archive_stream(
             hint="the archive is corrupt",
         )
     layers = []
-    for path, diff_id in zip(paths, diff_ids, strict=True):
-        digest = contents.blob(path)
+    for position, (path, diff_id) in enumerate(zip(paths, diff_ids, strict=True)):
+        try:
+            digest = contents.blob(path)
+        except ImageNotFound:
+            raise ImageNotFound(
+                f"{source} lacks {path}, layer {position} (diff_id {diff_id})",
+                hint="the archive is incomplete; save the image again (docker save)",
+            ) from None
         blob = store.path(digest)
         compression = Compression.sniff(blob)
         actual = digest if compression is Compression.NONE else diff_id_of(blob, compression)
@@ -140,6 +142,28 @@ def read_docker_archive_stream(
         desc = Descriptor(compression.oci_media_type(), digest, store.size(digest))
         layers.append(Layer(desc, diff_id, blob))
     return Image(config, tuple(layers), mt.OCI_MANIFEST, raw_config=config_bytes)
+
+
+def _archive_manifest(raw: bytes, source: str) -> list[dict[str, Any]]:
+    """The entries of a ``docker save`` manifest.json, each with a Config and its Layers."""
+    hint = "the archive is corrupt; save the image again (docker save)"
+    entries = load_document(raw, f"{source}: manifest.json", hint=hint)
+    if not isinstance(entries, list):
+        raise ImageError(f"{source}: manifest.json is not a list of images", hint=hint)
+    for entry in entries:
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("Config"), str)
+            or not isinstance(entry.get("Layers") or [], list)
+            or not all(isinstance(p, str) for p in entry.get("Layers") or [])
+            or not isinstance(entry.get("RepoTags") or [], list)
+            or not all(isinstance(t, str) for t in entry.get("RepoTags") or [])
+        ):
+            raise ImageError(
+                f"{source}: manifest.json has an entry without a Config and a list of Layers",
+                hint=hint,
+            )
+    return entries
 
 
 def _pick_entry(
@@ -249,7 +273,13 @@ def read(
         return contents.document(f"blobs/sha256/{digest.hex}")
 
     def ensure(desc: Descriptor) -> Path:
-        return store.path(contents.blob(f"blobs/sha256/{desc.digest.hex}"))
+        try:
+            return store.path(contents.blob(f"blobs/sha256/{desc.digest.hex}"))
+        except ImageNotFound:
+            raise ImageNotFound(
+                f"blob {desc.digest} is missing from {ref}",
+                hint="the archive is incomplete; write the image into it again",
+            ) from None
 
     index = Index.from_bytes(contents.document("index.json"))
     manifest = layout.select(index, ref.tag, platform, fetch, str(ref))

@@ -19,7 +19,7 @@ from sconify.image import mediatypes as mt
 from sconify.image.blobstore import BlobStore
 from sconify.image.descriptor import Descriptor, Platform
 from sconify.image.digest import Digest
-from sconify.image.image import MAX_DOCUMENT_BYTES, Image, parse_manifest
+from sconify.image.image import MAX_DOCUMENT_BYTES, Image, config_of, parse_manifest
 from sconify.image.index import Index
 from sconify.transports.refs import LayoutRef
 
@@ -71,17 +71,27 @@ def _read_blob(root: Path, digest: Digest, limit: int = MAX_DOCUMENT_BYTES) -> b
         if path.stat().st_size > limit:
             raise ImageError(f"{path} is larger than {limit} bytes", hint="the layout is corrupt")
         data = path.read_bytes()
-    except FileNotFoundError as e:
-        raise ImageNotFound(
-            f"blob {digest} is missing from the layout {root}",
-            hint="the layout is incomplete; write the image again",
-        ) from e
+    except OSError as e:
+        raise _missing(root, digest, e) from e
     if Digest.of(data) != digest:
         raise ImageError(
             f"blob {path} hashes to {Digest.of(data)}, not {digest}",
             hint="the layout is corrupt; write the image again",
         )
     return data
+
+
+def _missing(root: Path, digest: Digest, err: OSError) -> ImageError:
+    if isinstance(err, FileNotFoundError):
+        return ImageNotFound(
+            f"blob {digest} is missing from the layout {root}",
+            hint="the layout is incomplete (copied without its blobs?); write the image "
+            "into it again, e.g. with skopeo copy or sconify image copy",
+        )
+    return ImageError(
+        f"blob {digest} of the layout {root} cannot be read: {err.strerror}",
+        hint="check the layout's files and their permissions",
+    )
 
 
 def read(ref: LayoutRef, store: BlobStore, *, platform: Platform | None = None) -> Image:
@@ -94,13 +104,21 @@ def read(ref: LayoutRef, store: BlobStore, *, platform: Platform | None = None) 
             f"{root} is not an OCI layout (no index.json)",
             hint="give the directory an image was written to with oci:DIR",
         ) from e
+    except OSError as e:
+        raise ImageError(
+            f"{root}/index.json cannot be read: {e.strerror}",
+            hint="give the directory an image was written to with oci:DIR",
+        ) from e
 
     def fetch(digest: Digest) -> bytes:
         return _read_blob(root, digest)
 
     def ensure(desc: Descriptor) -> Path:
         if not store.has(desc.digest):
-            store.put_file(root / "blobs" / "sha256" / desc.digest.hex, desc.digest, desc.size)
+            try:
+                store.put_file(root / "blobs" / "sha256" / desc.digest.hex, desc.digest, desc.size)
+            except OSError as e:
+                raise _missing(root, desc.digest, e) from e
         return store.path(desc.digest)
 
     manifest = select(Index.from_bytes(index_bytes), ref.tag, platform, fetch, str(ref))
@@ -114,7 +132,7 @@ def _tags(entries: Iterable[Descriptor]) -> str:
 
 def config_digest(manifest_bytes: bytes) -> Digest:
     """The digest of the config an image manifest names."""
-    return Descriptor.from_json(parse_manifest(manifest_bytes)["config"]).digest
+    return config_of(parse_manifest(manifest_bytes)).digest
 
 
 def index_entry(image: Image, tag: str | None) -> Descriptor:

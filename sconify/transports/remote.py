@@ -26,7 +26,7 @@ from sconify.image import mediatypes as mt
 from sconify.image.blobstore import BlobStore, BlobTap
 from sconify.image.descriptor import Descriptor, Platform
 from sconify.image.digest import Digest
-from sconify.image.image import Image, parse_manifest
+from sconify.image.image import Image, config_of, parse_manifest
 from sconify.image.index import Index
 from sconify.image.layer import Layer
 from sconify.registry.client import RegistryClient
@@ -98,7 +98,7 @@ def read(
                 hint="sconify reads OCI and Docker schema2 images (schema1 is not supported)",
             )
         manifest = parse_manifest(fetched.data)
-        config_bytes = c.read_blob(ref.repository, Digest.parse(manifest["config"]["digest"]))
+        config_bytes = c.read_blob(ref.repository, config_of(manifest).digest)
         layer_descs = [Descriptor.from_json(d) for d in manifest.get("layers") or ()]
 
         def fetch(desc: Descriptor) -> None:

@@ -87,3 +87,42 @@ def test_errors():
         ImageConfig.from_bytes(b"[]")
     with pytest.raises(ImageError, match="invalid digest"):
         ImageConfig(RAW).replace(diff_ids=["sha256:bad"])
+
+
+def test_string_entrypoint_and_cmd_are_shell_form() -> None:
+    cfg = ImageConfig({"config": {"Entrypoint": "python app.py", "Cmd": "--verbose"}})
+    assert cfg.entrypoint == ("/bin/sh", "-c", "python app.py")
+    assert cfg.cmd == ("/bin/sh", "-c", "--verbose")
+    shell = ImageConfig({"config": {"Shell": ["/bin/bash", "-c"], "Entrypoint": "run"}})
+    assert shell.entrypoint == ("/bin/bash", "-c", "run")
+    assert ImageConfig({"config": {"Entrypoint": ""}}).entrypoint is None
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"config": {"Env": "A=1"}},
+        {"config": {"Env": ["A=1", 2]}},
+        {"config": {"Cmd": {"a": 1}}},
+        {"config": {"Entrypoint": 7}},
+        {"config": {"WorkingDir": ["/app"]}},
+        {"config": {"Labels": ["a"]}},
+        {"config": ["not", "an", "object"]},
+        {"rootfs": {"diff_ids": "sha256:00"}},
+        {"rootfs": ["layers"]},
+        {"history": {"created_by": "x"}},
+        {"history": ["x"]},
+    ],
+)
+def test_fields_of_the_wrong_type_are_one_image_error(config: dict[str, object]) -> None:
+    cfg = ImageConfig(config)
+    with pytest.raises(ImageError):
+        _ = (
+            cfg.env,
+            cfg.entrypoint,
+            cfg.cmd,
+            cfg.working_dir,
+            cfg.labels,
+            cfg.diff_ids,
+            cfg.history,
+        )

@@ -154,3 +154,58 @@ def test_missing_archive(tmp_path):
     assert isinstance(ref, DockerArchiveRef)
     with pytest.raises(ImageNotFound, match="does not exist"):
         archive.read(ref, BlobStore(tmp_path / "s"))
+
+
+def _without_member(path, unwanted):
+    import tarfile
+
+    kept = path.with_suffix(".kept.tar")
+    with tarfile.open(path) as src, tarfile.open(kept, "w", format=tarfile.PAX_FORMAT) as dst:
+        for member in src:
+            if not unwanted(member.name):
+                dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+    kept.replace(path)
+
+
+def test_missing_blob_in_oci_archive_names_its_digest(sample, tmp_path):
+    ref = parse(f"oci-archive:{tmp_path / 'img.tar'}")
+    archive.write(sample, ref)
+    digest = sample.layers[1].digest
+    _without_member(ref.path, lambda name: name.endswith(digest.hex))
+    with pytest.raises(ImageNotFound) as err:
+        archive.read(ref, BlobStore(tmp_path / "s"))
+    assert str(digest) in err.value.message and err.value.hint
+
+
+def test_missing_layer_in_docker_archive_names_it(sample, tmp_path):
+    ref = parse(f"docker-archive:{tmp_path / 'img.tar'}")
+    archive.write(sample, ref)
+    diff_id = sample.layers[0].diff_id
+    _without_member(ref.path, lambda name: name.startswith(diff_id.hex))
+    with pytest.raises(ImageNotFound) as err:
+        archive.read(ref, BlobStore(tmp_path / "s"))
+    assert str(diff_id) in err.value.message and "layer 0" in err.value.message
+
+
+def test_missing_blob_in_layout_names_its_digest(sample, tmp_path):
+    root = tmp_path / "lay"
+    layout.write(sample, _layout(f"oci:{root}:v1"))
+    digest = sample.layers[0].digest
+    (root / "blobs" / "sha256" / digest.hex).unlink()
+    with pytest.raises(ImageNotFound) as err:
+        layout.read(_layout(f"oci:{root}:v1"), BlobStore(tmp_path / "s"))
+    assert f"blob {digest} is missing" in err.value.message and err.value.hint
+
+
+def test_docker_archive_manifest_of_the_wrong_shape_is_one_error(sample, tmp_path):
+    import io
+    import tarfile
+
+    path = tmp_path / "img.tar"
+    with tarfile.open(path, "w") as tar:
+        for body in [b'{"Config": 1}']:
+            info = tarfile.TarInfo("manifest.json")
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    with pytest.raises(ImageError, match=r"manifest\.json"):
+        archive.read(parse(f"docker-archive:{path}"), BlobStore(tmp_path / "s"))
