@@ -166,10 +166,18 @@ def verify(baseline: Baseline, env: Mapping[str, str]) -> dict[str, str]:
     return modules
 
 
+def resolve(rev: str) -> str:
+    """The full commit ``rev`` names; ValueError (saying why) when it names none."""
+    try:
+        return _git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    except subprocess.CalledProcessError:
+        raise ValueError(f"{rev!r} names no commit in {ROOT}") from None
+
+
 @contextlib.contextmanager
 def checkout(rev: str, scratch: Path, log: Callable[[str], None]) -> Iterator[Baseline]:
     """``rev`` checked out (detached) under ``scratch``, built and verified; removed after."""
-    commit = _git("rev-parse", "--verify", f"{rev}^{{commit}}")
+    commit = resolve(rev)
     subject = _git("log", "-1", "--format=%s", commit)
     tree = scratch / f"baseline-{commit[:7]}"
     scratch.mkdir(parents=True, exist_ok=True)

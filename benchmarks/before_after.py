@@ -124,7 +124,7 @@ def cas_table(data: dict[str, Any]) -> list[str]:
     return [
         "### Before / after the hardening (issue 9)",
         "",
-        f"*Before* is `{base['short']}` ({base['subject']}): its own `sconify cas serve` and "
+        f'*Before* is `{base["short"]}` ("{base["subject"]}"): its own `sconify cas serve` and '
         "`las serve`, started from a scratch worktree of that commit with the same Python and "
         "packages (`PYTHONPATH` pointing at it), a session of their own; *after* is the work "
         "tree's CAS and LAS above. The same `attestload` (built from the work tree) drives "
@@ -180,7 +180,7 @@ def section(results: dict[str, Any], titles: dict[str, str]) -> list[str]:
     return [
         "## Before / after the hardening (issue 9)",
         "",
-        f"*Before* is `{base['short']}` ({base['subject']}), measured in this same run: "
+        f'*Before* is `{base["short"]}` ("{base["subject"]}"), measured in this same run: '
         "`--baseline` checked it out into a scratch git worktree, built its shims and guard "
         "there, and ran it with the same Python interpreter and packages (`PYTHONPATH` "
         "pointing at that tree; every `sconify` module checked to import from it) against its "

@@ -525,7 +525,7 @@ def render(results: dict[str, Any], bench: images.BenchImages) -> str:
     if base:
         out.append(
             f"| sconify before (`--baseline {base['rev']}`) | git {base['commit']} "
-            f"({base['subject']}) |"
+            f'("{base["subject"]}") |'
         )
     out += ["", *_method(results, bench)]
     out += ["", f"## The {_mb(bench.size('native')[1])} image", ""]

@@ -573,6 +573,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.baseline and args.render_only:
         parser.error("--render-only renders the last run as it was: drop --baseline")
+    if args.baseline and args.only_startup:
+        parser.error("--baseline compares conversions and the CAS load, not the start-up")
+    if args.baseline:
+        try:
+            baseline.resolve(args.baseline)
+        except ValueError as error:
+            parser.error(f"--baseline: {error}")
     if args.only_cas and args.only_startup:
         parser.error("--only-cas and --only-startup: choose one stage")
     # One results file per output file, so a quick run to elsewhere keeps BENCHMARKS.md's.
