@@ -252,8 +252,17 @@ def invocation(
     cache = setup.scratch / ("cache-warm" if tool.warm else f"cache-{uuid.uuid4().hex[:8]}")
     env = {**setup.env, "XDG_CACHE_HOME": str(cache), **dict(tool.env)}
     if tool.before:
+        # Its own identity, pins and credentials: the old client never reads the new one's files.
         assert setup.baseline is not None
-        env = setup.baseline.env(env)
+        home = setup.scratch / "home-before"
+        env = setup.baseline.env(
+            {
+                **env,
+                "XDG_CONFIG_HOME": str(home / "config"),
+                "XDG_STATE_HOME": str(home / "state"),
+                "DOCKER_CONFIG": str(home / "docker"),
+            }
+        )
     try:
         yield (sconify_argv(setup, src_tag, dest, tool.fixes, before=tool.before), env)
     finally:
