@@ -15,10 +15,17 @@ simulated enclave, in one process that reports its own CPU time, so the report c
 of the two cores the load took from the CAS. (Python clients, one process each, used to take
 about 0.8 of the 2 cores at 32 enclaves, leaving the CAS less than it would have beside real
 shims.)
+
+With a baseline revision (``run.py --baseline REV``, :mod:`baseline`), the baseline's own CAS
+and LAS (started from its tree, with a session of their own) are measured beside the work
+tree's: at every level, ``rounds`` rounds, each one window against either CAS, the order
+alternating between rounds and levels. Both are driven by the *same* ``attestload`` (built from
+the work tree): the enclave API it speaks is the contract both CASes serve.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -46,6 +53,9 @@ FSPF_TAG = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 LEVELS = (1, 8, 32)
 WARMUP_SECONDS = 3.0
 WINDOW_SECONDS = 20.0
+#: With a baseline: rounds per level, each a shorter window against either CAS in turn.
+BASELINE_ROUNDS = 3
+BASELINE_WINDOW_SECONDS = 10.0
 TARGET_RATE = 200.0
 TARGET_P99_MS = 100.0
 
@@ -224,6 +234,7 @@ def run_level(
     elapsed = max(report["elapsed"], window)
     cores = os.cpu_count() or 1
     return {
+        "latencies": latencies,
         "concurrency": concurrency,
         "window": window,
         "elapsed": elapsed,
@@ -354,8 +365,71 @@ def _area(frames: Sequence[str]) -> str:
     return "other"
 
 
-def run(scratch: Path, log: Callable[[str], None], *, profile: bool = True) -> dict[str, Any]:
-    """The whole stage: CAS, LAS, the session, the three levels, and a py-spy profile."""
+@dataclass
+class System:
+    """One CAS and LAS under load, with the session the enclaves attest to."""
+
+    key: str
+    cas: CasProcess
+    las: LasProcess
+    target: Target
+
+
+#: Per-level numbers that are medians over rounds (the rest: pooled latencies, sums).
+_MEDIANS = (
+    "rate",
+    "cas_cpu",
+    "las_cpu",
+    "clients_cpu",
+    "machine_busy",
+    "cas_cpu_per_attestation_ms",
+    "busy_before",
+)
+
+
+def aggregate(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One level's rounds as one level: the median rate (and CPU) of the rounds, percentiles
+    of all their latencies pooled, errors summed; ``round_rates`` keeps each round's rate (in
+    round order, so a baseline's can be paired with them)."""
+    latencies = sorted(x for r in rounds for x in r["latencies"])
+    out = {k: v for k, v in rounds[0].items() if k != "latencies"}
+    for key in _MEDIANS:
+        out[key] = statistics.median(r.get(key, float("nan")) for r in rounds)
+    samples: list[str] = []
+    for r in rounds:
+        samples += [e for e in r["error_samples"] if e not in samples]
+    out.update(
+        {
+            "rounds": len(rounds),
+            "round_rates": [r["rate"] for r in rounds],
+            "round_p99_ms": [r["p99_ms"] for r in rounds],
+            "completed": sum(r["completed"] for r in rounds),
+            "elapsed": sum(r["elapsed"] for r in rounds),
+            "errors": sum(r["errors"] for r in rounds),
+            "error_samples": samples[:5],
+            "p50_ms": 1000 * _percentile(latencies, 50),
+            "p99_ms": 1000 * _percentile(latencies, 99),
+            "max_ms": 1000 * latencies[-1] if latencies else float("nan"),
+            "mean_ms": 1000 * statistics.fmean(latencies) if latencies else float("nan"),
+        }
+    )
+    return out
+
+
+def run(
+    scratch: Path,
+    log: Callable[[str], None],
+    *,
+    profile: bool = True,
+    before: Any = None,
+    window: float = WINDOW_SECONDS,
+    rounds: int = 1,
+) -> dict[str, Any]:
+    """The whole stage: CAS, LAS, the session, the three levels, and a py-spy profile.
+
+    ``before`` (a :class:`baseline.Baseline`) adds the baseline's CAS and LAS, alternating
+    with the work tree's at every level; its levels go to ``results["baseline"]``.
+    """
     import datetime
 
     import sampling
@@ -363,36 +437,67 @@ def run(scratch: Path, log: Callable[[str], None], *, profile: bool = True) -> d
 
     results: dict[str, Any] = {
         "levels": [],
-        "window": WINDOW_SECONDS,
+        "window": window,
         "warmup": WARMUP_SECONDS,
+        "rounds": rounds,
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
-    # The machine is shared: wait a little for other work to calm down before each level.
-    quiet = QuietWaiter(patience=10.0, budget=40.0)
+    # The machine is shared: wait a little for other work to calm down before each window
+    # (10 s at most each, 40 s in all for the three levels of one system, more with rounds).
+    windows = len(LEVELS) * rounds * (2 if before is not None else 1)
+    quiet = QuietWaiter(patience=10.0, budget=min(40.0 * windows / len(LEVELS), 160.0))
     scratch.mkdir(parents=True, exist_ok=True)
     client = build_client(scratch)
-    with run_las(scratch / "las") as las, run_cas(scratch / "cas") as cas:
-        target = setup_session(cas, las, scratch / "identity")
-        results["config_id"] = target.config_id
-        check_once(client, target)
-        for concurrency in LEVELS:
-            busy = quiet()
-            level = run_level(target, client, concurrency, cas.process.pid, las.process.pid)
-            level["busy_before"] = busy
-            log(
-                f"cas load x{concurrency}: {level['rate']:.0f}/s, p50 {level['p50_ms']:.1f} ms, "
-                f"p99 {level['p99_ms']:.1f} ms, {level['errors']} errors, CAS CPU "
-                f"{level['cas_cpu']:.2f}, LAS {level['las_cpu']:.2f}, clients "
-                f"{level['clients_cpu']:.2f}"
-            )
-            results["levels"].append(level)
+    with contextlib.ExitStack() as stack:
+        las = stack.enter_context(run_las(scratch / "las"))
+        cas = stack.enter_context(run_cas(scratch / "cas"))
+        after = System("after", cas, las, setup_session(cas, las, scratch / "identity"))
+        systems = [after]
+        if before is not None:
+            import baseline
+
+            blas = stack.enter_context(baseline.run_las(before, scratch / "las-before"))
+            bcas = stack.enter_context(baseline.run_cas(before, scratch / "cas-before"))
+            target = setup_session(bcas, blas, scratch / "identity-before")
+            systems.insert(0, System("before", bcas, blas, target))
+            results["baseline"] = {**before.describe(), "levels": []}
+        results["config_id"] = after.target.config_id
+        for system in systems:
+            check_once(client, system.target)
+        for index, concurrency in enumerate(LEVELS):
+            measured: dict[str, list[dict[str, Any]]] = {s.key: [] for s in systems}
+            for round_no in range(rounds):
+                order = systems if (index + round_no) % 2 == 0 else systems[::-1]
+                for system in order:
+                    busy = quiet()
+                    level = run_level(
+                        system.target,
+                        client,
+                        concurrency,
+                        system.cas.process.pid,
+                        system.las.process.pid,
+                        window=window,
+                    )
+                    level["busy_before"] = busy
+                    measured[system.key].append(level)
+                    log(
+                        f"cas load x{concurrency}"
+                        + (f" ({system.key}, round {round_no + 1})" if len(systems) > 1 else "")
+                        + f": {level['rate']:.0f}/s, p50 {level['p50_ms']:.1f} ms, "
+                        f"p99 {level['p99_ms']:.1f} ms, {level['errors']} errors, CAS CPU "
+                        f"{level['cas_cpu']:.2f}, LAS {level['las_cpu']:.2f}, clients "
+                        f"{level['clients_cpu']:.2f}"
+                    )
+            results["levels"].append(aggregate(measured["after"]))
+            if before is not None:
+                results["baseline"]["levels"].append(aggregate(measured["before"]))
         py_spy = sampling.available() if profile else None
         if py_spy is not None:
             raw = scratch / "cas-profile.txt"
             seconds = 10
             waiter = profile_cas(py_spy, cas.process.pid, raw, seconds)
             level = run_level(
-                target, client, 8, cas.process.pid, las.process.pid, warmup=0.5, window=9
+                after.target, client, 8, cas.process.pid, las.process.pid, warmup=0.5, window=9
             )
             waiter()
             if raw.exists():

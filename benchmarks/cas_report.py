@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import before_after
 import sections
 
 BEGIN = "<!-- cas-load:begin (benchmarks/cas_load.py) -->"
@@ -87,8 +88,20 @@ def section(data: dict[str, Any]) -> list[str]:
         "quote over a new connection with report_data bound to nonce and key, attest, open "
         "the JWE and check the released configuration. "
         f"{data.get('warmup', 0):.0f} s of warm-up, then a {data.get('window', 0):.0f} s "
-        "window per level; an attestation counts when it starts inside the window. "
-        f"Target: at least {TARGET_RATE:.0f} attestations/s with p99 under "
+        "window per level"
+        + (
+            f" and round ({data['rounds']} rounds: the rate and CPU are the median of the "
+            "rounds, the percentiles are of all the rounds' attestations)"
+            if data.get("rounds", 1) > 1
+            else ""
+        )
+        + "; an attestation counts when it starts inside the window. "
+        + (
+            "The table is the work tree's CAS; the baseline's is compared with it below. "
+            if data.get("baseline")
+            else ""
+        )
+        + f"Target: at least {TARGET_RATE:.0f} attestations/s with p99 under "
         f"{TARGET_P99_MS:.0f} ms, 0 errors.",
         "",
         "CPU columns are cores (CPU seconds per second of the window; the machine has "
@@ -116,6 +129,7 @@ def section(data: dict[str, Any]) -> list[str]:
         out += ["", "Errors seen (first of each kind):", ""]
         out += [f"- `{e}`" for e in errors]
     out += ["", *_verdict(levels), ""]
+    out += before_after.cas_table(data)
     profile = data.get("profile")
     if profile:
         out += [

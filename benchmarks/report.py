@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import before_after
 import cas_report
 import patched
 import sampling
@@ -498,6 +499,13 @@ def render(results: dict[str, Any], bench: images.BenchImages) -> str:
             f"cache), sconify takes {_s(s_native[warm]['wall'])}: **{value:.2f}x** skopeo "
             f"({_status(value <= RATIO_TARGET)}).",
         ]
+    titles = {
+        "native": f"convert, {_mb(bench.size('native')[1])} image",
+        "big": "convert, image with a 1 GiB layer",
+    }
+    hardening = before_after.section(results, titles)
+    if hardening:
+        out += ["", *hardening]
     if "cas_load" in results:
         out += ["", *cas_report.section(results["cas_load"])]
     if "startup" in results:
@@ -513,6 +521,12 @@ def render(results: dict[str, Any], bench: images.BenchImages) -> str:
         )
     out += ["", "## Versions", "", "| | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in versions()]
+    base = results.get("baseline")
+    if base:
+        out.append(
+            f"| sconify before (`--baseline {base['rev']}`) | git {base['commit']} "
+            f'("{base["subject"]}") |'
+        )
     out += ["", *_method(results, bench)]
     out += ["", f"## The {_mb(bench.size('native')[1])} image", ""]
     out += _comparison_table(s_native) + _failures(native)

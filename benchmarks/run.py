@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/run.py [--runs 5] [--big-runs 3] [--no-big] [--no-profile]
                                        [--out BENCHMARKS.md] [--keep] [--render-only]
                                        [--only-cas | --no-cas] [--only-startup | --no-startup]
+                                       [--baseline REV] [--cas-window S] [--cas-rounds N]
 
 What it does (BENCHMARKS.md, which it writes, says the same with the numbers):
 
@@ -28,6 +29,12 @@ What it does (BENCHMARKS.md, which it writes, says the same with the numbers):
    real Docker engine, time to the first HTTP answer and decrypt throughput at start;
    ``--only-startup`` runs just this stage and replaces only its section
    (:mod:`startup_report`).
+
+``--baseline REV`` (:mod:`baseline`) measures a revision of sconify side by side with the work
+tree: checked out into a scratch git worktree and built there, it is one more tool in the
+interleaved conversion rounds (its own CAS and LAS, started from its tree), and in the CAS load
+stage its CAS and LAS alternate with the work tree's at every level. The report gets a
+"before / after" table with both medians and their ratio.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(HERE), str(ROOT)]
 
+import baseline  # noqa: E402
 import cas_load  # noqa: E402
 import cas_report  # noqa: E402
 import httpx  # noqa: E402
@@ -94,6 +102,9 @@ class Setup:
     pubkey: Path
     env: dict[str, str]
     images: images.BenchImages
+    baseline: baseline.Baseline | None = None
+    baseline_cas: CasProcess | None = None
+    baseline_las: LasProcess | None = None
 
 
 def _skopeo(*args: str) -> None:
@@ -142,13 +153,15 @@ class Tool:
 
     ``warm`` sconify runs share one layer-index cache filled by the warm-up run (the base layer
     was converted before on this machine); every other sconify run gets an empty cache of its
-    own, as on a fresh CI runner. ``env`` is added to the command's environment.
+    own, as on a fresh CI runner. ``env`` is added to the command's environment. ``before``
+    runs the ``--baseline`` revision (its tree, its CAS and LAS) instead of the work tree.
     """
 
     label: str
     fixes: tuple[str, ...] | None = None
     warm: bool = False
     env: tuple[tuple[str, str], ...] = ()
+    before: bool = False
 
     @property
     def is_skopeo(self) -> bool:
@@ -160,10 +173,17 @@ SKOPEO = Tool("skopeo")
 SCONIFY = Tool("sconify", ())
 
 
-def tools_available() -> list[Tool]:
-    """sconify as is, with a warm cache, and with each applicable set of proposed fixes."""
+def before_tool(base: baseline.Baseline) -> Tool:
+    """The baseline revision, cold cache like :data:`SCONIFY`."""
+    return Tool(base.label, (), before=True)
+
+
+def tools_available(base: baseline.Baseline | None = None) -> list[Tool]:
+    """sconify as is, the baseline revision (when given), with a warm cache, and with each
+    applicable set of proposed fixes."""
     out = [
         SCONIFY,
+        *([before_tool(base)] if base is not None else []),
         Tool("sconify (warm layer-index cache)", (), warm=True),
         Tool("sconify (SCONIFY_NO_CACHE=1)", (), env=(("SCONIFY_NO_CACHE", "1"),)),
     ]
@@ -188,11 +208,22 @@ def skopeo_argv(setup: Setup, src_tag: str, dest: str) -> list[str]:
     ]
 
 
-def sconify_argv(setup: Setup, src_tag: str, dest: str, fixes: tuple[str, ...]) -> list[str]:
-    """``sconify image convert`` from the source registry to ``dest`` (with ``fixes``)."""
+def sconify_argv(
+    setup: Setup, src_tag: str, dest: str, fixes: tuple[str, ...], *, before: bool = False
+) -> list[str]:
+    """``sconify image convert`` from the source registry to ``dest`` (with ``fixes``; with
+    ``before``, against the baseline's CAS and LAS: the caller sets its ``PYTHONPATH``)."""
     head = [str(BIN / "sconify")]
     if fixes:
         head = [sys.executable, str(HERE / "patched.py"), ",".join(fixes), "sconify"]
+    cas, las = setup.cas, setup.las
+    if before:
+        if setup.baseline is None or setup.baseline_cas is None or setup.baseline_las is None:
+            raise RuntimeError("a baseline run without --baseline")
+        if fixes:
+            raise RuntimeError("fixes are applied to the work tree only")
+        head = setup.baseline.sconify_command()
+        cas, las = setup.baseline_cas, setup.baseline_las
     return [
         *head,
         "image",
@@ -201,8 +232,8 @@ def sconify_argv(setup: Setup, src_tag: str, dest: str, fixes: tuple[str, ...]) 
         f"docker://{dest}",
         f"--binary={images.BINARY}",
         *(f"--dir={d}" for d in images.PROTECTED),
-        f"--cas={setup.cas.api_addr}",
-        f"--las={setup.las.addr}",
+        f"--cas={cas.api_addr}",
+        f"--las={las.addr}",
         f"--namespace=bench-{uuid.uuid4().hex[:12]}",
         "--create-namespace",
         "--allow-simulation",
@@ -219,15 +250,21 @@ def invocation(
         yield skopeo_argv(setup, src_tag, dest), setup.env
         return
     cache = setup.scratch / ("cache-warm" if tool.warm else f"cache-{uuid.uuid4().hex[:8]}")
-    try:
-        yield (
-            sconify_argv(setup, src_tag, dest, tool.fixes),
+    env = {**setup.env, "XDG_CACHE_HOME": str(cache), **dict(tool.env)}
+    if tool.before:
+        # Its own identity, pins and credentials: the old client never reads the new one's files.
+        assert setup.baseline is not None
+        home = setup.scratch / "home-before"
+        env = setup.baseline.env(
             {
-                **setup.env,
-                "XDG_CACHE_HOME": str(cache),
-                **dict(tool.env),
-            },
+                **env,
+                "XDG_CONFIG_HOME": str(home / "config"),
+                "XDG_STATE_HOME": str(home / "state"),
+                "DOCKER_CONFIG": str(home / "docker"),
+            }
         )
+    try:
+        yield (sconify_argv(setup, src_tag, dest, tool.fixes, before=tool.before), env)
     finally:
         if not tool.warm:
             shutil.rmtree(cache, ignore_errors=True)
@@ -277,10 +314,13 @@ def compare(
 
 def warm_up(setup: Setup) -> None:
     """One unmeasured run of each tool: page cache, .pyc files, the CAS enrollment, and the
-    layer-index cache that the warm sconify runs use."""
+    layer-index cache that the warm sconify runs use (the baseline's own .pyc files and
+    enrollment in its CAS too)."""
     log("warm-up (not measured)")
     measure_once(setup, "warmup", 0, SKOPEO, "v1")
     measure_once(setup, "warmup", 0, Tool("sconify", (), warm=True), "v1")
+    if setup.baseline is not None:
+        measure_once(setup, "warmup", 0, before_tool(setup.baseline), "v1")
 
 
 def reconvert(setup: Setup) -> dict[str, object]:
@@ -450,9 +490,31 @@ def only_cas(args: argparse.Namespace, last: Path, last_cas: Path) -> None:
         last_cas,
         key="cas_load",
         what="CAS load",
-        run=lambda scratch: cas_load.run(scratch, log, profile=not args.no_profile),
+        run=lambda scratch: _cas_stage(args, scratch, None),
         render=lambda text, data: cas_report.splice(text, cas_report.section(data)),
     )
+
+
+def _cas_stage(
+    args: argparse.Namespace, scratch: Path, base: baseline.Baseline | None
+) -> dict[str, Any]:
+    """The CAS load stage; with ``--baseline``, alternating with the baseline's CAS (checked
+    out here unless ``base`` is already)."""
+    with contextlib.ExitStack() as stack:
+        if args.baseline and base is None:
+            base = stack.enter_context(baseline.checkout(args.baseline, scratch / "src", log))
+        rounds = args.cas_rounds or (cas_load.BASELINE_ROUNDS if base else 1)
+        window = args.cas_window or (
+            cas_load.BASELINE_WINDOW_SECONDS if base else cas_load.WINDOW_SECONDS
+        )
+        return cas_load.run(
+            scratch,
+            log,
+            profile=not args.no_profile,
+            before=base,
+            window=window,
+            rounds=rounds,
+        )
 
 
 def only_startup(args: argparse.Namespace, last: Path, last_startup: Path) -> None:
@@ -496,7 +558,37 @@ def main() -> None:
         help="only the runtime start-up stage (Docker engine); replaces its section of --out",
     )
     boot.add_argument("--no-startup", action="store_true", help="skip the runtime start-up")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also measure git revision REV (checked out and built in a scratch worktree) "
+        "side by side: conversions and the CAS load; the report gets a before / after table",
+    )
+    parser.add_argument(
+        "--cas-window",
+        type=float,
+        metavar="S",
+        help=f"CAS load: seconds measured per level and round (default "
+        f"{cas_load.WINDOW_SECONDS:.0f}, {cas_load.BASELINE_WINDOW_SECONDS:.0f} with --baseline)",
+    )
+    parser.add_argument(
+        "--cas-rounds",
+        type=int,
+        metavar="N",
+        help="CAS load: rounds per level (default 1; with --baseline "
+        f"{cas_load.BASELINE_ROUNDS}, each round one window of the baseline's CAS and one of "
+        "the work tree's, in alternating order)",
+    )
     args = parser.parse_args()
+    if args.baseline and args.render_only:
+        parser.error("--render-only renders the last run as it was: drop --baseline")
+    if args.baseline and args.only_startup:
+        parser.error("--baseline compares conversions and the CAS load, not the start-up")
+    if args.baseline:
+        try:
+            baseline.resolve(args.baseline)
+        except ValueError as error:
+            parser.error(f"--baseline: {error}")
     if args.only_cas and args.only_startup:
         parser.error("--only-cas and --only-startup: choose one stage")
     # One results file per output file, so a quick run to elsewhere keeps BENCHMARKS.md's.
@@ -544,59 +636,18 @@ def main() -> None:
         # the tree, and the measured runs read it (as they read site-packages' .pyc files).
         "PYTHONPYCACHEPREFIX": str(scratch / "pycache"),
     }
-    tools = tools_available()
     results: dict[str, object] = {
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "variants": [t.label for t in tools],
         "runs": args.runs,
         "big_runs": 0 if args.no_big else args.big_runs,
     }
     try:
-        with contextlib.ExitStack() as stack:
-            source = start_registry(scratch / "registries" / "source")
-            stack.callback(source.stop)
-            las = run_las(scratch / "las")
-            stack.callback(las.stop)
-            cas = run_cas(scratch / "cas")
-            stack.callback(cas.stop)
-            setup = Setup(
-                scratch, source, cas, las, _pubkey(scratch / "pub.pem"), env, bench_images
-            )
-            log(f"copying the source images into the source registry {source.addr}")
-            for tag, name in (("native", "v1"), ("native-v2", "v2"), ("big", "big")):
-                if name == "big" and args.no_big:
-                    continue
-                _skopeo(
-                    "copy",
-                    "--quiet",
-                    "--preserve-digests",
-                    "--dest-tls-verify=false",
-                    bench_images.ref(tag),
-                    f"docker://{source.addr}/{SOURCE_REPO}:{name}",
-                )
-            results["imports"] = import_rss(setup)
-            warm_up(setup)
-            results["native"] = compare(setup, "native", "v1", args.runs, tools)
-            if not args.no_big:
-                fixed = [t for t in tools if t.fixes]
-                big_tools = [SCONIFY, *fixed[-1:]]
-                results["big"] = compare(setup, "big", "big", args.big_runs, big_tools)
-            results["reconvert"] = reconvert(setup)
-            if not args.no_profile:
-                results["profile"] = profile(setup, not args.no_big, tools)
-                results["experiments"] = experiments(setup)
-        if not args.no_cas:
-            results["cas_load"] = cas_load.run(
-                scratch / "cas-load", log, profile=not args.no_profile
-            )
-            last_cas.parent.mkdir(parents=True, exist_ok=True)
-            with last_cas.open("wb") as handle:
-                pickle.dump(results["cas_load"], handle)
-        if not args.no_startup:
-            results["startup"] = startup.run(scratch / "startup", log)
-            last_startup.parent.mkdir(parents=True, exist_ok=True)
-            with last_startup.open("wb") as handle:
-                pickle.dump(results["startup"], handle)
+        with contextlib.ExitStack() as outer:
+            base = None
+            if args.baseline:
+                base = outer.enter_context(baseline.checkout(args.baseline, scratch / "src", log))
+                results["baseline"] = base.describe()
+            _measure(args, results, scratch, env, bench_images, base, last_cas, last_startup)
         results["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         results["duration"] = time.monotonic() - START
         last.parent.mkdir(parents=True, exist_ok=True)
@@ -610,6 +661,69 @@ def main() -> None:
             log(f"kept {scratch}")
         else:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _measure(
+    args: argparse.Namespace,
+    results: dict[str, object],
+    scratch: Path,
+    env: dict[str, str],
+    bench_images: images.BenchImages,
+    base: baseline.Baseline | None,
+    last_cas: Path,
+    last_startup: Path,
+) -> None:
+    """Every stage of a full run, into ``results``."""
+    tools = tools_available(base)
+    results["variants"] = [t.label for t in tools]
+    with contextlib.ExitStack() as stack:
+        source = start_registry(scratch / "registries" / "source")
+        stack.callback(source.stop)
+        las = run_las(scratch / "las")
+        stack.callback(las.stop)
+        cas = run_cas(scratch / "cas")
+        stack.callback(cas.stop)
+        setup = Setup(scratch, source, cas, las, _pubkey(scratch / "pub.pem"), env, bench_images)
+        if base is not None:
+            setup.baseline = base
+            setup.baseline_las = baseline.run_las(base, scratch / "las-before")
+            stack.callback(setup.baseline_las.stop)
+            setup.baseline_cas = baseline.run_cas(base, scratch / "cas-before")
+            stack.callback(setup.baseline_cas.stop)
+        log(f"copying the source images into the source registry {source.addr}")
+        for tag, name in (("native", "v1"), ("native-v2", "v2"), ("big", "big")):
+            if name == "big" and args.no_big:
+                continue
+            _skopeo(
+                "copy",
+                "--quiet",
+                "--preserve-digests",
+                "--dest-tls-verify=false",
+                bench_images.ref(tag),
+                f"docker://{source.addr}/{SOURCE_REPO}:{name}",
+            )
+        results["imports"] = import_rss(setup)
+        warm_up(setup)
+        results["native"] = compare(setup, "native", "v1", args.runs, tools)
+        if not args.no_big:
+            fixed = [t for t in tools if t.fixes]
+            before = [before_tool(base)] if base is not None else []
+            big_tools = [SCONIFY, *before, *fixed[-1:]]
+            results["big"] = compare(setup, "big", "big", args.big_runs, big_tools)
+        results["reconvert"] = reconvert(setup)
+        if not args.no_profile:
+            results["profile"] = profile(setup, not args.no_big, tools)
+            results["experiments"] = experiments(setup)
+    if not args.no_cas:
+        results["cas_load"] = _cas_stage(args, scratch / "cas-load", base)
+        last_cas.parent.mkdir(parents=True, exist_ok=True)
+        with last_cas.open("wb") as handle:
+            pickle.dump(results["cas_load"], handle)
+    if not args.no_startup:
+        results["startup"] = startup.run(scratch / "startup", log)
+        last_startup.parent.mkdir(parents=True, exist_ok=True)
+        with last_startup.open("wb") as handle:
+            pickle.dump(results["startup"], handle)
 
 
 if __name__ == "__main__":
