@@ -387,9 +387,13 @@ def test_stream_ends_and_trailing_bytes_as_tarfile() -> None:
     one = entry(b"a", b"1")
     assert assert_same(one + END + bytes(9 * 1024)).paths == {"/a"}  # a full record of padding
     assert assert_same(one).paths == {"/a"}  # no end marker, cut at a header boundary
-    assert assert_same(one + bytes(512) + b"ignored after the end marker").paths == {"/a"}
+    assert assert_same(one + END + b"ignored after the end marker").paths == {"/a"}
+    assert assert_same(one + bytes(512)).paths == {"/a"}  # one end block, then the stream ends
     assert assert_same(bytes(1024)).entries == ()
     assert assert_same(one + END + entry(b"hidden")).paths == {"/a"}
+    # Go reads the block after a single zero block, and refuses anything but zeros there
+    refused(one + bytes(512) + b"tarfile stops, Go reads a partial block", "partial block")
+    refused(one + bytes(512) + entry(b"b") + END, "after a single end-of-archive block")
 
 
 @pytest.mark.parametrize("fmt", ["gnu", "oldgnu", "posix", "ustar", "v7"])
@@ -536,7 +540,7 @@ def test_unsupported_features_are_refused_with_a_hint() -> None:
         + END,
         "extension header of": extension(b"L", b"n" * (1 << 20) + b"\0") + entry(b"a") + END,
         "prefix without the ustar magic": header(b"a", prefix=b"p", magic=b"ustar  \0") + END,
-        "star name prefix": header(b"a", prefix=b"p" * 155, fields={508: b"tar\0"}) + END,
+        "star header": header(b"a", prefix=b"p" * 155, fields={508: b"tar\0"}) + END,
         "directory to some readers": extension(b"x", pax({"path": "d/"}), b"P")
         + header(b"d", b"\0", 0, magic=bytes(8))
         + END,
