@@ -184,7 +184,7 @@ def test_every_corpus_tar_is_refused_or_read_as_go_reads_it(go_lister: GoLister)
 # --- the fuzzer ----------------------------------------------------------------------------------
 
 FUZZ_SEED = 20260509
-FUZZ_ITERATIONS = 20000
+FUZZ_ITERATIONS = 40000
 FUZZ_BATCH = 500
 _INTERESTING = b"\0 /.0178\x80\xff\n=x"
 _TYPES = b"0125\x0067LKxgSMXVZ34"
