@@ -27,7 +27,9 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 @dataclass(frozen=True)
 class GoEntry:
-    """One entry as ``tar.Reader.Next`` returns it (names as raw bytes)."""
+    """One entry as ``tar.Reader.Next`` returns it (names as raw bytes; ``clean`` is the
+    cleaned path as JSON carries it, bytes that are not UTF-8 replaced, ``clean_bytes`` the
+    same path as raw bytes)."""
 
     name: bytes
     clean: str

@@ -542,6 +542,57 @@ def _cases() -> dict[str, Case]:
         False,
         "a symbolic link",
     )
+    add(
+        "symlink-absolute",
+        header(b"app/link", b"2", linkname=b"/secret/key.pem") + SECRET + END,
+        False,
+        "an absolute symbolic link",
+    )
+    add(
+        "hardlink-absolute-target",
+        SECRET + header(b"app/hard", b"1", linkname=b"/secret/key.pem") + END,
+        True,
+        "a hard link with an absolute target",
+    )
+    add(
+        "hardlink-to-directory",
+        header(b"dir/", b"5") + header(b"app/hard", b"1", linkname=b"dir") + END,
+        True,
+        "a hard link to a directory",
+    )
+    add(
+        "hardlink-to-symlink",
+        header(b"sym", b"2", linkname=b"secret/key.pem")
+        + SECRET
+        + header(b"app/hard", b"1", linkname=b"sym")
+        + END,
+        True,
+        "a hard link to a symbolic link",
+    )
+    add(
+        "hardlink-to-itself",
+        header(b"app/hard", b"1", linkname=b"app/hard") + END,
+        True,
+        "a hard link to itself",
+    )
+    add(
+        "hardlink-with-size",
+        SECRET + header(b"app/hard", b"1", 4096, linkname=b"secret/key.pem") + PLAIN + END,
+        False,
+        "a hard link whose size is not data",
+    )
+    add(
+        "gnu-longlink-hardlink",
+        SECRET + ext(b"K", b"secret/key.pem") + header(b"app/hard", b"1", linkname=b"x") + END,
+        False,
+        "a hard link target from a GNU long link",
+    )
+    add(
+        "whiteout-file",
+        entry(b"secret/.wh.key.pem") + entry(b"secret/.wh..wh..opq") + END,
+        False,
+        "whiteouts read as files by both",
+    )
     # --- names -------------------------------------------------------------------------------
     for label, name in (
         ("dot", b"."),
@@ -558,6 +609,20 @@ def _cases() -> dict[str, Case]:
             label not in ("dot", "dot-slash", "double-slash", "empty"),
             f"a file named {name!r}",
         )
+    add(
+        "gnu-longname-dotdot",
+        ext(b"L", b"../escape") + entry(b"short", MARKER) + END,
+        True,
+        "a long name escaping the root",
+    )
+    add("pax-path-dot", pax(("path", ".")) + entry(b"x", MARKER) + END, False, "the root")
+    add("pax-path-slash", pax(("path", "/")) + entry(b"x", MARKER) + END, False, "'/' stripped")
+    add(
+        "gnu-longname-and-pax-size",
+        ext(b"L", b"long-name") + pax(("size", str(len(MARKER)))) + entry(b"x", MARKER) + END,
+        False,
+        "a long name and a pax size",
+    )
     add("name-trailing-slash-file", entry(b"secret/key.pem/", MARKER) + END, False, "file 'a/'")
     add("name-raw-bytes", entry(b"caf\xe9-\xff", MARKER) + END, False, "a non-UTF-8 name")
     add("duplicate-entries", SECRET + entry(b"secret/key.pem", b"other") + END, False, "twice")
