@@ -88,9 +88,9 @@ _STAR_TRAILER = b"tar\0"
 _PAX_RECORD = re.compile(rb"(\d+) ([^=]+)=")
 _OCTAL = re.compile(rb" *([0-7]*)( *)")
 _GO_INT = re.compile(r"[+-]?[0-9]+")
-_DIGITS = re.compile(r"[0-9]*")
+_GO_TIME = re.compile(r"[+-]?([0-9]+)(?:\.[0-9]*)?")  # Go's parsePAXTime
 _PAX_TIMES = frozenset({"mtime", "atime", "ctime"})
-_PAX_APPLIED = ("path", "linkpath", "size", "uid", "gid", *sorted(_PAX_TIMES))
+_PAX_APPLIED = frozenset({"path", "linkpath", "size", "uid", "gid", *_PAX_TIMES})
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 _HDRCHARSET = re.compile(rb"\d+ hdrcharset=([^\n]+)\n")
 _CACHE_LIMIT = 4096
@@ -179,18 +179,19 @@ def _check_local_pax(records: dict[str, str], at: int) -> None:
     """Refuse the pax records of one entry that Go and tarfile apply differently, or that Go
     refuses: an empty value (Go keeps the header's field, tarfile applies it: an empty name, a
     size of 0) and times Go cannot parse (tarfile reads 0)."""
-    for key in _PAX_APPLIED:
-        value = records.get(key)
-        if value is None:
+    for key, value in records.items():
+        if key not in _PAX_APPLIED:
             continue
-        if not value:
-            if key in _PAX_TIMES:  # a time nobody compares: Go keeps the header's, tarfile 0
-                continue
-            raise UnsupportedTar(f"an empty pax {key} at offset {at}")
         if key in _PAX_TIMES:
-            seconds, _, fraction = value.partition(".")
-            if _go_int(seconds) is None or not _DIGITS.fullmatch(fraction):
+            if not value:  # a time nobody compares: Go keeps the header's, tarfile reads 0
+                continue
+            match = _GO_TIME.fullmatch(value)
+            if match is None or (
+                len(match.group(1)) > 18 and _go_int(value.partition(".")[0]) is None
+            ):
                 raise TarFormatError(f"pax {key} {value!r} is not a time at offset {at}")
+        elif not value:
+            raise UnsupportedTar(f"an empty pax {key} at offset {at}")
 
 
 def _check_global_name(header: bytes, at: int) -> None:

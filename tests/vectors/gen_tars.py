@@ -299,6 +299,9 @@ def _cases() -> dict[str, Case]:
     add("pax-mtime-fraction-only", pax(("mtime", ".5")) + SECRET + END, True, "Go refuses it")
     add("pax-mtime-exponent", pax(("mtime", "1e9")) + SECRET + END, True, "Go refuses it")
     add("pax-mtime-fraction", pax(("mtime", "1.25")) + SECRET + END, False, "both read it")
+    add("pax-mtime-negative", pax(("mtime", "-1.5")) + SECRET + END, False, "before 1970")
+    add("pax-mtime-overflow", pax(("mtime", "9" * 20)) + SECRET + END, True, "Go: over 64 bits")
+    add("pax-mtime-empty", pax(("mtime", "")) + SECRET + END, False, "ignored by both")
     add("pax-atime-bad", pax(("atime", "x")) + SECRET + END, True, "Go refuses it")
     bad_record = b"11 path=abX" + records(("mtime", "1"))
     add(
