@@ -14,21 +14,37 @@ whose data is skipped, as tarfile does.
 Where tarfile would quietly stop or guess, this reader refuses: a layer decides what is
 encrypted, so a reader that sees fewer entries, or other names, than the container engine
 extracting the same bytes would leave files unprotected without a word. The engines read
-layers with Go's ``archive/tar``, so whatever tarfile and Go read differently is refused too.
+layers with Go's ``archive/tar``, so whatever tarfile and Go read differently, and whatever Go
+refuses, is refused too (``tests/mutate/test_tar_differential.py`` checks this against Go
+itself, over a corpus of odd tars and a seeded fuzzer).
 Refused (:class:`TarFormatError`): a bad checksum or a malformed number in any header (tarfile
-ends the archive there after its first entry), a stream that ends inside a header or inside an
-entry's data or padding, a header missing after an extension header, malformed or overlong pax
-records, pax numbers that are not numbers (tarfile reads 0), negative sizes, a pax
-``hdrcharset`` that is not UTF-8. Refused as unsupported (:class:`UnsupportedTar`), because
-no tool that builds images writes them and the readers disagree on them: GNU sparse files
-(``'S'`` and the pax ``GNU.sparse.*`` forms; tarfile and Go expand them, sconify would have to
-too), multi-volume continuations (``'M'``: the file's start is in another archive), Solaris
-``'X'`` headers (Go does not apply them), global headers that set a path, link target, size or
-owner (tarfile applies them to every later entry, Go to none), two extension headers of one kind
-for one entry or a long name beside a pax path (the first wins in tarfile, the last or the GNU
-one in Go), a global header between an extension header and its entry, extension data over
-1 MiB (Go's limit) or padded with anything but zeros, a name prefix in a header without the
-ustar magic (Go ignores it there), and numbers or v7 directory names that Go reads otherwise.
+ends the archive there after its first entry), a number either reader reads otherwise (tarfile
+takes ``int()`` of the text before the first NUL, so also ``"\t7"``, ``"+7"``, ``"0o7"``,
+``"1_7"``; Go takes octal digits once spaces and NULs are trimmed from the whole field, so
+``"\0\0017"`` is 15 to it, and refuses base-256 numbers over 63 bits), a stream that ends
+inside a header or inside an entry's data or padding, a header missing after an extension
+header, a block of zeros followed by anything but another one or the end of the stream (Go
+reads that block, tarfile stops), malformed or overlong pax records, pax numbers Go does not
+parse (``strconv.ParseInt``: no spaces, underscores or non-ASCII digits; times must be whole
+seconds and an optional fraction of decimal digits),
+a NUL in a pax keyword or in a path, link path or user or group name (Go refuses those
+records), negative sizes, a pax ``hdrcharset`` that is not UTF-8.
+Refused as unsupported (:class:`UnsupportedTar`), because no tool that builds images writes
+them and the readers disagree on them: GNU sparse files (``'S'`` and the pax ``GNU.sparse.*``
+forms; tarfile and Go expand them, sconify would have to too), multi-volume continuations
+(``'M'``: the file's start is in another archive), Solaris ``'X'`` headers (Go does not apply
+them), an empty GNU long name or link target and an empty pax ``path``, ``linkpath``,
+``size``, ``uid`` or ``gid`` (Go ignores them and keeps the header's field, tarfile applies
+them: an entry with an empty name is taken for the root and skipped, while Go extracts it under
+its header's name), global headers that set a path, link target, size or owner (tarfile applies
+them to every later entry, Go to none), global headers whose name makes the engines act on them
+(they skip the type, but create the parent directories of its name, or take it for a
+whiteout), two extension headers of one kind for one entry or a long name beside a pax path
+(the first wins in tarfile, the last or the GNU one in Go), a global header between an
+extension header and its entry, extension data over 1 MiB (Go's limit) or padded with anything
+but zeros, a name prefix in a header without the ustar magic (Go ignores it there), star
+headers whose prefix or times Go reads otherwise, and v7 directory names that Go reads
+otherwise.
 Nothing falls back to tarfile: a stream cannot be read twice, and these layers are broken or
 hostile rather than merely unusual.
 
@@ -39,6 +55,7 @@ complete, as tarfile and Go do; a blob cut short there fails its digest check in
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import re
 import struct
 import tarfile
@@ -70,6 +87,12 @@ _ZEROS = bytes(BLOCK)
 _USTAR_MAGIC = b"ustar\0"
 _STAR_TRAILER = b"tar\0"
 _PAX_RECORD = re.compile(rb"(\d+) ([^=]+)=")
+_OCTAL = re.compile(rb" *([0-7]*)( *)")
+_GO_INT = re.compile(r"[+-]?[0-9]+")
+_GO_TIME = re.compile(r"[+-]?([0-9]+)(?:\.[0-9]*)?")  # Go's parsePAXTime
+_PAX_TIMES = frozenset({"mtime", "atime", "ctime"})
+_PAX_APPLIED = frozenset({"path", "linkpath", "size", "uid", "gid", *_PAX_TIMES})
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 _HDRCHARSET = re.compile(rb"\d+ hdrcharset=([^\n]+)\n")
 _CACHE_LIMIT = 4096
 
@@ -107,25 +130,29 @@ def _nts(data: bytes) -> str:
 
 
 def _number(field: bytes) -> int:
-    """A numeric header field as tarfile's ``nti`` reads it, refusing what Go reads otherwise."""
+    """A numeric header field as both tarfile's ``nti`` and Go's ``parseNumeric`` read it;
+    refused where either fails or they differ."""
     first = field[0]
     if first == 0o200 or first == 0o377:
         value = int.from_bytes(field[1:], "big")
-        return value - 256 ** (len(field) - 1) if first == 0o377 else value
+        if first == 0o377:
+            value -= 256 ** (len(field) - 1)
+        if not _INT64_MIN <= value <= _INT64_MAX:  # Go refuses what does not fit in an int64
+            raise TarFormatError(f"number field {field!r} out of range")
+        return value
+    # tarfile: int() of the text before the first NUL, stripped of any whitespace (so also
+    # "\t7", "+7", "0o7", "1_7"); Go: octal digits only, once spaces and NULs are trimmed from
+    # both ends of the whole field, up to the NUL that follows.
     head, _, rest = field.partition(b"\0")
-    try:
-        return int(head, 8)
-    except ValueError:
-        pass
-    try:
-        text = head.decode("ascii").strip()
-        value = int(text or "0", 8)
-    except ValueError:
-        raise TarFormatError(f"invalid number field {field!r}") from None
-    # tarfile stops at the first NUL, Go skips leading NULs: "\0\0017\0" is 0 to one, 15 to Go
-    if not text and rest.strip(b" \0"):
+    match = _OCTAL.fullmatch(head)
+    if match is None:
+        raise TarFormatError(f"invalid number field {field!r}")
+    digits, trailing = match.groups()
+    # tarfile stops at the first NUL, Go skips leading NULs: "\0\0017\0" is 0 to one, 15 to Go;
+    # and Go keeps the spaces before a NUL that is followed by more text ("7 \0x")
+    if (not digits or trailing) and rest.strip(b" \0"):
         raise TarFormatError(f"number field {field!r} is read differently by other tar readers")
-    return value
+    return int(digits, 8) if digits else 0
 
 
 def _signed_checksum(header: bytes) -> int:
@@ -133,11 +160,51 @@ def _signed_checksum(header: bytes) -> int:
     return 256 + sum(signed)
 
 
+def _go_int(value: str) -> int | None:
+    """``value`` as Go's ``strconv.ParseInt(value, 10, 64)`` reads it (and then int() too), or
+    ``None`` where Go fails (int() alone also takes spaces, underscores, non-ASCII digits)."""
+    if _GO_INT.fullmatch(value) is None:
+        return None
+    number = int(value)
+    return number if _INT64_MIN <= number <= _INT64_MAX else None
+
+
 def _pax_int(records: dict[str, str], key: str) -> int:
-    try:
-        return int(records[key])
-    except ValueError:
-        raise TarFormatError(f"pax {key} {records[key]!r} is not a number") from None
+    number = _go_int(records[key])
+    if number is None:
+        raise TarFormatError(f"pax {key} {records[key]!r} is not a number")
+    return number
+
+
+def _check_local_pax(records: dict[str, str], at: int) -> None:
+    """Refuse the pax records of one entry that Go and tarfile apply differently, or that Go
+    refuses: an empty value (Go keeps the header's field, tarfile applies it: an empty name, a
+    size of 0) and times Go cannot parse (tarfile reads 0)."""
+    for key, value in records.items():
+        if key not in _PAX_APPLIED:
+            continue
+        if key in _PAX_TIMES:
+            if not value:  # a time nobody compares: Go keeps the header's, tarfile reads 0
+                continue
+            match = _GO_TIME.fullmatch(value)
+            if match is None or (
+                len(match.group(1)) > 18 and _go_int(value.partition(".")[0]) is None
+            ):
+                raise TarFormatError(f"pax {key} {value!r} is not a time at offset {at}")
+        elif not value:
+            raise UnsupportedTar(f"an empty pax {key} at offset {at}")
+
+
+def _check_global_name(header: bytes, at: int) -> None:
+    """Refuse a global header whose name the engines act on: they skip its type but, going by
+    its name first, create its parent directories or apply it as a whiteout."""
+    if header[345]:
+        raise UnsupportedTar(f"a global pax header with a name prefix at offset {at}")
+    name = _nts(header[:100])
+    clean = posixpath.normpath("/" + name.lstrip("/"))
+    escapes = ".." in name.split("/")  # the engines refuse the layer there, sconify too
+    if escapes or (clean != "/" and (clean.count("/") != 1 or clean.startswith("/.wh."))):
+        raise UnsupportedTar(f"a global pax header named {name!r} at offset {at}")
 
 
 def _decode_pax(value: bytes, encoding: str, fallback: str) -> str:
@@ -248,11 +315,16 @@ class TarScanner:
             if header == _ZEROS:
                 if pending:
                     raise TarFormatError(f"no entry after an extension header at offset {at}")
-                self._done = True
+                self._end(at)
                 return None
 
+            # the usual field: octal digits up to a NUL, which every reader reads alike (int()
+            # alone would also take "+7", " 7", "0o7"...; _number refuses 8 and 9 too)
+            digits = header[148:156].partition(b"\0")[0]
             try:
-                stored = int(header[148:156].partition(b"\0")[0], 8)
+                stored = int(digits, 8) if digits.isdigit() else _number(header[148:156])
+            except TarFormatError:
+                raise
             except ValueError:
                 stored = _number(header[148:156])
             unsigned = (
@@ -269,8 +341,11 @@ class TarScanner:
                 owner = (_number(header[100:108]), _number(header[108:116]), _number(ids[16:]))
                 if len(self._ids) < _CACHE_LIMIT:
                     self._ids[ids] = owner
+            digits = header[124:136].partition(b"\0")[0]
             try:
-                size = int(header[124:136].partition(b"\0")[0], 8)
+                size = int(digits, 8) if digits.isdigit() else _number(header[124:136])
+            except TarFormatError:
+                raise
             except ValueError:
                 size = _number(header[124:136])
             # tarfile refuses a header whose mtime or device numbers do not parse; they are
@@ -282,6 +357,15 @@ class TarScanner:
                 _number(mtime_dev[20:])
                 if len(self._valid) < _CACHE_LIMIT:
                     self._valid.add(mtime_dev)
+            if header[508:512] == _STAR_TRAILER and header[257:263] == _USTAR_MAGIC:
+                # Go reads a star header's access and change times, and refuses bad ones
+                try:
+                    _number(header[476:488])
+                    _number(header[488:500])
+                except TarFormatError:
+                    raise UnsupportedTar(
+                        f"a star header with times read differently at offset {at}"
+                    ) from None
             if size < 0:
                 raise TarFormatError(f"negative size in the header at offset {at}")
             kind = header[156:157]
@@ -292,6 +376,10 @@ class TarScanner:
             if kind in (_LONGNAME, _LONGLINK):
                 chained = True
                 text = _nts(self._special(size, at))
+                if not text:
+                    # Go ignores it (the header's own name stays), tarfile applies it
+                    what = "name" if kind == _LONGNAME else "link target"
+                    raise UnsupportedTar(f"an empty GNU long {what} at offset {at}")
                 if kind == _LONGNAME:
                     if long_name is not None:
                         raise UnsupportedTar(f"two GNU long names for one entry at offset {at}")
@@ -305,12 +393,15 @@ class TarScanner:
                 chained = True
                 if pax is not None:
                     raise UnsupportedTar(f"two pax headers for one entry at offset {at}")
-                pax = self._pax(self._special(size, at), size, at, self._globals.copy())
+                local = self._pax(self._special(size, at), size, at)
+                _check_local_pax(local, at)
+                pax = {**self._globals, **local}
                 continue
             if kind == _GLOBAL:
                 if chained:
                     raise UnsupportedTar(f"a global pax header inside an entry at offset {at}")
-                self._pax(self._special(size, at), size, at, self._globals)
+                _check_global_name(header, at)
+                self._globals.update(self._pax(self._special(size, at), size, at))
                 for key in self._globals:
                     if key in _GLOBAL_REFUSED or key.startswith("GNU.sparse."):
                         raise UnsupportedTar(
@@ -322,6 +413,16 @@ class TarScanner:
                 raise UnsupportedTar(f"{refused} at offset {at}")
             return self._entry(header, kind, owner, size, long_name, long_link, pax, at)
 
+    def _end(self, at: int) -> None:
+        """After a block of zeros: Go reads one more block and refuses the archive unless it is
+        zeros too or the stream ends there (tarfile stops at the first)."""
+        if not self._ensure(BLOCK):
+            if self._pos < len(self._buf):
+                raise TarFormatError(f"a partial block after an end-of-archive block at {at}")
+        elif self._buf[self._pos : self._pos + BLOCK] != _ZEROS:
+            raise TarFormatError(f"data after a single end-of-archive block at offset {at}")
+        self._done = True
+
     def _special(self, size: int, at: int) -> bytes:
         """The data of an extension header, with its padding (tarfile parses both)."""
         if size > _MAX_SPECIAL:
@@ -331,26 +432,34 @@ class TarScanner:
             raise TarFormatError(f"an extension header padded with data at offset {at}")
         return data
 
-    def _pax(self, data: bytes, size: int, at: int, records: dict[str, str]) -> dict[str, str]:
-        """Parse pax records into ``records`` as tarfile does; refuse what Go would not read."""
+    def _pax(self, data: bytes, size: int, at: int) -> dict[str, str]:
+        """The pax records of one header, as tarfile parses them (a global ``hdrcharset``
+        still in force); refuse what Go would not read."""
+        records: dict[str, str] = {}
         match = _HDRCHARSET.search(data)
         if match is not None:
             try:
                 records["hdrcharset"] = match.group(1).decode("utf-8")
             except UnicodeDecodeError:
                 raise TarFormatError(f"pax hdrcharset is not UTF-8 at offset {at}") from None
-        encoding = ENCODING if records.get("hdrcharset") == "BINARY" else "utf-8"
+        charset = records.get("hdrcharset", self._globals.get("hdrcharset"))
+        encoding = ENCODING if charset == "BINARY" else "utf-8"
         pos = 0
         while match := _PAX_RECORD.match(data, pos):
             length = int(match.group(1))
             end = pos + length
             if length == 0 or match.end(2) > end - 2 or data[end - 1 : end] != b"\n":
                 raise TarFormatError(f"malformed pax record at offset {at}")
-            keyword = _decode_pax(match.group(2), "utf-8", "utf-8")
+            raw_key = match.group(2)
             value = data[match.end(2) + 1 : end - 1]
+            keyword = _decode_pax(raw_key, "utf-8", "utf-8")
             if keyword in _PAX_NAME_FIELDS:
+                if 0 in value:  # Go refuses the header, tarfile keeps the NUL
+                    raise TarFormatError(f"a NUL in the pax {keyword} at offset {at}")
                 records[keyword] = _decode_pax(value, encoding, ENCODING)
             else:
+                if 0 in raw_key:
+                    raise TarFormatError(f"a NUL in a pax keyword at offset {at}")
                 records[keyword] = _decode_pax(value, "utf-8", "utf-8")
             pos = end
         if pos != size:
@@ -380,7 +489,7 @@ class TarScanner:
             if header[257:263] != _USTAR_MAGIC:
                 raise UnsupportedTar(f"a name prefix without the ustar magic at offset {at}")
             if header[508:512] == _STAR_TRAILER and 0 not in header[345:476]:
-                raise UnsupportedTar(f"a star name prefix read differently at offset {at}")
+                raise UnsupportedTar(f"a star header with a name prefix read differently ({at})")
             name = prefix + "/" + name
             if kind == DIRTYPE:
                 name = name.rstrip("/")

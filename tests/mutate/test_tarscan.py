@@ -387,9 +387,13 @@ def test_stream_ends_and_trailing_bytes_as_tarfile() -> None:
     one = entry(b"a", b"1")
     assert assert_same(one + END + bytes(9 * 1024)).paths == {"/a"}  # a full record of padding
     assert assert_same(one).paths == {"/a"}  # no end marker, cut at a header boundary
-    assert assert_same(one + bytes(512) + b"ignored after the end marker").paths == {"/a"}
+    assert assert_same(one + END + b"ignored after the end marker").paths == {"/a"}
+    assert assert_same(one + bytes(512)).paths == {"/a"}  # one end block, then the stream ends
     assert assert_same(bytes(1024)).entries == ()
     assert assert_same(one + END + entry(b"hidden")).paths == {"/a"}
+    # Go reads the block after a single zero block, and refuses anything but zeros there
+    refused(one + bytes(512) + b"tarfile stops, Go reads a partial block", "partial block")
+    refused(one + bytes(512) + entry(b"b") + END, "after a single end-of-archive block")
 
 
 @pytest.mark.parametrize("fmt", ["gnu", "oldgnu", "posix", "ustar", "v7"])
@@ -536,7 +540,7 @@ def test_unsupported_features_are_refused_with_a_hint() -> None:
         + END,
         "extension header of": extension(b"L", b"n" * (1 << 20) + b"\0") + entry(b"a") + END,
         "prefix without the ustar magic": header(b"a", prefix=b"p", magic=b"ustar  \0") + END,
-        "star name prefix": header(b"a", prefix=b"p" * 155, fields={508: b"tar\0"}) + END,
+        "star header": header(b"a", prefix=b"p" * 155, fields={508: b"tar\0"}) + END,
         "directory to some readers": extension(b"x", pax({"path": "d/"}), b"P")
         + header(b"d", b"\0", 0, magic=bytes(8))
         + END,
@@ -547,6 +551,52 @@ def test_unsupported_features_are_refused_with_a_hint() -> None:
     padded = bytearray(extension(b"L", b"name") + entry(b"a") + END)
     padded[600] = 1
     refused(bytes(padded), "padded with data")
+
+
+def test_what_go_reads_otherwise_or_refuses_is_refused() -> None:
+    """Each case is also in the corpus (tests/vectors/tars), checked against Go itself."""
+    secret = entry(b"secret", b"plaintext")
+    cases: list[tuple[tuple[str, ...], bytes]] = [
+        # Go ignores these and extracts "secret" under its own name; tarfile names it ""
+        (("empty GNU long name",), extension(b"L", b"") + secret),
+        (("empty GNU long name",), extension(b"L", b"\0after-the-nul") + secret),
+        (("empty GNU long link target",), extension(b"K", b"") + header(b"l", b"2", linkname=b"t")),
+        (("empty pax path",), extension(b"x", pax({"path": ""}), b"P") + secret),
+        (("empty pax linkpath",), extension(b"x", pax({"linkpath": ""}), b"P") + secret),
+        (("empty pax size",), extension(b"x", pax({"size": ""}), b"P") + secret),
+        (("empty pax gid",), extension(b"x", pax({"gid": ""}), b"P") + secret),
+        # Go refuses these records; tarfile keeps them
+        (("NUL in the pax path",), extension(b"x", pax({"path": b"a\0b"}), b"P") + secret),
+        (("NUL in the pax uname",), extension(b"x", pax({"uname": b"a\0"}), b"P") + secret),
+        (("NUL in a pax keyword",), extension(b"x", pax({"k\0": "v"}), b"P") + secret),
+        (("not a number",), extension(b"x", pax({"uid": " 5"}), b"P") + secret),
+        (("'1_0' is not a number",), extension(b"x", pax({"gid": "1_0"}), b"P") + secret),
+        (("not a number",), extension(b"x", pax({"uid": "\u0665"}), b"P") + secret),
+        (("not a number",), extension(b"x", pax({"uid": str(1 << 63)}), b"P") + secret),
+        (("mtime", "not a time"), extension(b"x", pax({"mtime": ".5"}), b"P") + secret),
+        (("atime", "not a time"), extension(b"x", pax({"atime": "1.5e3"}), b"P") + secret),
+        # numbers int() reads but Go does not, or the other way round
+        (("invalid number",), header(fields={100: b"\t644\0"})),
+        (("invalid number",), header(fields={100: b"+644\0"})),
+        (("invalid number",), header(fields={100: b"0o644\0"})),
+        (("invalid number",), header(fields={100: b"6_44\0"})),
+        (("read differently",), header(fields={100: b"644 \0x\0"})),
+        (("out of range",), header(fields={136: b"\x80" + b"\xff" * 11})),
+        (("star header with times",), header(fields={476: b"zz\0", 508: b"tar\0"})),
+        # the engines skip a global header's type, but act on its name first
+        (("global pax header named",), extension(b"g", pax({"c": "1"}), b".wh.secret") + secret),
+        (
+            ("global pax header named",),
+            extension(b"g", pax({"c": "1"}), b"tmp/GlobalHead") + secret,
+        ),
+        (("global pax header named",), extension(b"g", pax({"c": "1"}), b"../x") + secret),
+    ]
+    for words, tar in cases:
+        refused(tar + END, *words)
+    # a bad time in a global header is no error to Go (it ignores it), nor to us
+    assert_same(extension(b"g", pax({"mtime": "soon"}), b"pax_global_header") + secret + END)
+    assert_same(extension(b"x", pax({"mtime": "-1.5", "uid": "+7"}), b"P") + secret + END)
+    assert_same(extension(b"x", pax({"mtime": ""}), b"P") + secret + END)
 
 
 def test_the_scanner_raises_unsupported_tar() -> None:

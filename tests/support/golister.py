@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,9 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 @dataclass(frozen=True)
 class GoEntry:
-    """One entry as ``tar.Reader.Next`` returns it (names as raw bytes)."""
+    """One entry as ``tar.Reader.Next`` returns it (names as raw bytes; ``clean`` is the
+    cleaned path as JSON carries it, bytes that are not UTF-8 replaced, ``clean_bytes`` the
+    same path as raw bytes)."""
 
     name: bytes
     clean: str
@@ -39,6 +42,7 @@ class GoEntry:
     sha256: str
     marker: bool
     pax: dict[str, str] = field(default_factory=dict)
+    clean_bytes: bytes = b""
 
     @property
     def typeflag(self) -> bytes:
@@ -117,6 +121,28 @@ class GoLister:
             last.get("error") if last["end"] == "error" else None,
         )
 
+    def list_tars(self, tars: Sequence[bytes]) -> list[GoListing]:
+        """What Go's ``tar.Reader`` reads from each of ``tars``, taken as tars whatever their
+        first bytes (no compression sniffed), in one process (``tarlist -raw -batch``)."""
+        framed = b"".join(len(tar).to_bytes(8, "big") + tar for tar in tars)
+        argv = [str(self.binary), "-raw", "-batch"]
+        done = subprocess.run(argv, input=framed, capture_output=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"tarlist failed: {done.stderr.decode(errors='replace')}")
+        listings: list[GoListing] = []
+        entries: list[GoEntry] = []
+        for line in done.stdout.splitlines():
+            obj = json.loads(line)
+            if "end" not in obj:
+                entries.append(_entry(obj))
+                continue
+            error = obj.get("error") if obj["end"] == "error" else None
+            listings.append(GoListing(tuple(entries), obj["compression"], error))
+            entries = []
+        if len(listings) != len(tars):
+            raise RuntimeError(f"tarlist listed {len(listings)} of {len(tars)} tars")
+        return listings
+
 
 def _entry(obj: dict[str, Any]) -> GoEntry:
     return GoEntry(
@@ -131,4 +157,5 @@ def _entry(obj: dict[str, Any]) -> GoEntry:
         sha256=obj["sha256"],
         marker=obj["marker"],
         pax=obj.get("pax") or {},
+        clean_bytes=bytes.fromhex(obj.get("clean_hex", "")),
     )

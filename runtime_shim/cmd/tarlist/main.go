@@ -2,17 +2,24 @@
 // container engines (moby, containerd) extract layers with. sconify's own tar reader is checked
 // against it (tests/mutate/test_tar_differential.py); it is not part of any image.
 //
-//	tarlist [-marker TEXT] [FILE]
+//	tarlist [-marker TEXT] [-raw] [FILE]
+//	tarlist [-marker TEXT] [-raw] -batch
 //
 // The blob (FILE, or standard input) is decompressed as the engines do it, by sniffing its
 // first bytes (gzip and bzip2 here; zstd and xz are reported, not read, since Go's standard
-// library has no reader for them). Then one JSON line per entry that tar.Reader.Next returns:
+// library has no reader for them); -raw reads it as a tar whatever its first bytes are. Then
+// one JSON line per entry that tar.Reader.Next returns:
 //
-//	{"name":"...","name_hex":"...","clean":"/...","type":48,"linkname":"...","linkname_hex":"...",
-//	 "size":N,"mode":N,"uid":N,"gid":N,"sha256":"...","marker":false,"pax":{...}}
+//	{"name":"...","name_hex":"...","clean":"/...","clean_hex":"...","type":48,"linkname":"...",
+//	 "linkname_hex":"...","size":N,"mode":N,"uid":N,"gid":N,"sha256":"...","marker":false,
+//	 "pax":{...}}
 //
 // Names are given as hex too, because JSON cannot carry bytes that are not UTF-8. "clean" is the
-// path as moby's applier uses it (filepath.Clean of the name below the root). "marker" says
+// path as moby's applier uses it (filepath.Clean of the name below the root).
+//
+// With -batch, standard input is a sequence of blobs, each preceded by its length (8 bytes,
+// big-endian), and the listing of each follows the one before (each ends with its "end" line):
+// one process for many blobs, for the differential fuzz test. "marker" says
 // whether the entry's data, name, link target or pax records contain TEXT. The last line is
 // {"end":"eof","compression":"...","entries":N} after a clean end of archive, or
 // {"end":"error","error":"...","compression":"...","entries":N} when the reader fails (an engine
@@ -26,6 +33,7 @@ import (
 	"compress/bzip2"
 	"compress/gzip"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
@@ -39,6 +47,7 @@ type entry struct {
 	Name        string            `json:"name"`
 	NameHex     string            `json:"name_hex"`
 	Clean       string            `json:"clean"`
+	CleanHex    string            `json:"clean_hex"`
 	Type        int               `json:"type"`
 	Linkname    string            `json:"linkname"`
 	LinknameHex string            `json:"linkname_hex"`
@@ -99,9 +108,11 @@ func (w *markerWriter) Write(p []byte) (int, error) {
 
 func main() {
 	marker := flag.String("marker", "", "report whether each entry contains this text")
+	raw := flag.Bool("raw", false, "read the blob as a tar, without sniffing a compression")
+	batch := flag.Bool("batch", false, "list length-prefixed blobs from standard input")
 	flag.Parse()
-	if flag.NArg() > 1 {
-		fmt.Fprintln(os.Stderr, "usage: tarlist [-marker TEXT] [FILE]")
+	if flag.NArg() > 1 || (*batch && flag.NArg() > 0) {
+		fmt.Fprintln(os.Stderr, "usage: tarlist [-marker TEXT] [-raw] [-batch | FILE]")
 		os.Exit(2)
 	}
 	var in io.Reader = os.Stdin
@@ -118,17 +129,46 @@ func main() {
 	defer out.Flush()
 	enc := json.NewEncoder(out)
 	enc.SetEscapeHTML(false)
-	if err := list(in, []byte(*marker), enc); err != nil {
+	var err error
+	if *batch {
+		err = listBatch(bufio.NewReaderSize(in, 1<<16), []byte(*marker), *raw, enc)
+	} else {
+		err = list(in, []byte(*marker), *raw, enc)
+	}
+	if err != nil {
 		out.Flush()
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
 }
 
-func list(in io.Reader, marker []byte, enc *json.Encoder) error {
+// listBatch lists each length-prefixed blob of in, until in ends between two blobs.
+func listBatch(in io.Reader, marker []byte, raw bool, enc *json.Encoder) error {
+	var size [8]byte
+	for {
+		if _, err := io.ReadFull(in, size[:]); err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+		blob := make([]byte, binary.BigEndian.Uint64(size[:]))
+		if _, err := io.ReadFull(in, blob); err != nil {
+			return err
+		}
+		if err := list(bytes.NewReader(blob), marker, raw, enc); err != nil {
+			return err
+		}
+	}
+}
+
+func list(in io.Reader, marker []byte, raw bool, enc *json.Encoder) error {
 	buffered := bufio.NewReaderSize(in, 1<<16)
-	head, _ := buffered.Peek(6)
-	compression := sniff(head)
+	compression := "none"
+	if !raw {
+		head, _ := buffered.Peek(6)
+		compression = sniff(head)
+	}
 	var stream io.Reader = buffered
 	switch compression {
 	case "gzip":
@@ -165,10 +205,12 @@ func list(in io.Reader, marker []byte, enc *json.Encoder) error {
 				inMeta = true
 			}
 		}
+		clean := filepath.Clean("/" + hdr.Name)
 		e := entry{
 			Name:        hdr.Name,
 			NameHex:     hex.EncodeToString([]byte(hdr.Name)),
-			Clean:       filepath.Clean("/" + hdr.Name),
+			Clean:       clean,
+			CleanHex:    hex.EncodeToString([]byte(clean)),
 			Type:        int(hdr.Typeflag),
 			Linkname:    hdr.Linkname,
 			LinknameHex: hex.EncodeToString([]byte(hdr.Linkname)),

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -28,7 +29,7 @@ func tarOf(t *testing.T, name, body string) []byte {
 func run(t *testing.T, blob []byte, marker string) []map[string]any {
 	t.Helper()
 	var out bytes.Buffer
-	if err := list(bytes.NewReader(blob), []byte(marker), json.NewEncoder(&out)); err != nil {
+	if err := list(bytes.NewReader(blob), []byte(marker), false, json.NewEncoder(&out)); err != nil {
 		t.Fatal(err)
 	}
 	var lines []map[string]any
@@ -81,5 +82,46 @@ func TestSniffNamesWhatTheEnginesDetect(t *testing.T) {
 		if got := sniff(head); got != want {
 			t.Errorf("sniff(%x) = %s, want %s", head, got, want)
 		}
+	}
+}
+
+func TestBatchListsEachBlobInTurnAndRawSkipsTheSniff(t *testing.T) {
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(tarOf(t, "zipped", "z"))
+	zw.Close()
+	blobs := [][]byte{tarOf(t, "first", "1"), []byte("not a tar"), gz.Bytes(), tarOf(t, "\xffraw", "")}
+	var in bytes.Buffer
+	for _, blob := range blobs {
+		var size [8]byte
+		binary.BigEndian.PutUint64(size[:], uint64(len(blob)))
+		in.Write(size[:])
+		in.Write(blob)
+	}
+	var out bytes.Buffer
+	if err := listBatch(&in, nil, true, json.NewEncoder(&out)); err != nil {
+		t.Fatal(err)
+	}
+	var ends, names []string
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatal(err)
+		}
+		if end, ok := m["end"].(string); ok {
+			ends = append(ends, end+"/"+m["compression"].(string))
+		} else {
+			names = append(names, m["clean_hex"].(string))
+		}
+	}
+	// the gzip blob is read as a tar (and fails) because of -raw
+	if strings.Join(ends, ",") != "eof/none,error/none,error/none,eof/none" {
+		t.Fatalf("ends %v", ends)
+	}
+	if strings.Join(names, ",") != "2f6669727374,2fff726177" {
+		t.Fatalf("names %v", names)
+	}
+	if err := listBatch(bytes.NewReader([]byte{0, 0, 0, 0, 0, 0, 0, 9, 'x'}), nil, true, json.NewEncoder(&out)); err == nil {
+		t.Fatal("a blob cut short is an I/O error")
 	}
 }
