@@ -116,7 +116,7 @@ def test_compression_from_media_type():
 
 def test_corrupt_blob_cannot_be_decompressed(tmp_path):
     p = tmp_path / "b"
-    p.write_bytes(b"\x1f\x8b" + b"garbage" * 10)
+    p.write_bytes(b"\x1f\x8b\x08" + b"garbage" * 10)
     with pytest.raises(ImageError, match="cannot decompress"):
         diff_id_of(p, Compression.GZIP)
 

@@ -277,7 +277,7 @@ def test_layer_index_cache_spares_reading_layers_again(tmp_path: Path) -> None:
 
     store = BlobStore(tmp_path / "store")
     native = _native(store, tmp_path)
-    cache = DiskIndexCache(tmp_path / "cache")
+    cache = DiskIndexCache(tmp_path / "cache", key_path=tmp_path / "state" / "key")
     (tmp_path / "w1").mkdir()
     first = convert(native, _request(), store, tmp_path / "w1", cache=cache)
     # The base layer holds nothing protected: with its index kept, it is not read at all.
@@ -295,7 +295,7 @@ def test_unreadable_cache_entry_is_ignored(tmp_path: Path) -> None:
 
     store = BlobStore(tmp_path / "store")
     native = _native(store, tmp_path)
-    cache = DiskIndexCache(tmp_path / "cache")
+    cache = DiskIndexCache(tmp_path / "cache", key_path=tmp_path / "state" / "key")
     (tmp_path / "w1").mkdir()
     convert(native, _request(), store, tmp_path / "w1", cache=cache)
     for entry in (tmp_path / "cache").iterdir():

@@ -62,7 +62,7 @@ def test_garbage_leaves_no_index_and_does_not_block(layer: Layer) -> None:
 
 
 def test_kept_indexes_are_used_and_new_ones_kept(layer: Layer, tmp_path: Path) -> None:
-    disk = DiskIndexCache(tmp_path / "cache")
+    disk = DiskIndexCache(tmp_path / "cache", key_path=tmp_path / "state" / "key")
     with PrefetchingIndexes(disk) as indexes:
         _feed(indexes, layer, complete=True)
         made = indexes.get(str(layer.digest))
