@@ -113,10 +113,20 @@ def check_magic(head: bytes, declared: Compression, name: str) -> None:
     found = sniff_format(head)
     if found != declared.value:
         raise ImageError(
-            f"layer {name} is declared {declared.value} but its bytes are {found}",
+            f"layer {name} is declared {_AS_WORDS[declared.value]} but its bytes are "
+            f"{_AS_WORDS[found]}",
             hint="container engines go by the bytes and would read another tree; fix the "
             "layer's media type in the manifest, or rebuild the image",
         )
+
+
+_AS_WORDS = {
+    "none": "a plain tar",
+    "gzip": "gzip-compressed",
+    "zstd": "zstd-compressed",
+    "bzip2": "bzip2-compressed",
+    "xz": "xz-compressed",
+}
 
 
 def open_checked(raw: BinaryIO, declared: Compression, name: str) -> BinaryIO:
