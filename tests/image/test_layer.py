@@ -194,8 +194,8 @@ def test_the_diff_id_reader_hashes_all_of_the_stream(tmp_path, compression):
         assert reader.read(1000) == stream[:1000]
         assert reader.finish() == Digest.of(stream)
     if compression is Compression.GZIP:  # python-zstandard ends a cut frame silently
-        with DiffIdReader(io.BytesIO(blob[: len(blob) // 2]), compression) as reader:
-            with pytest.raises(OSError, match="corrupt compressed data"):
-                reader.finish()
+        cut = io.BytesIO(blob[: len(blob) // 2])
+        with DiffIdReader(cut, compression) as reader, pytest.raises(OSError, match="corrupt"):
+            reader.finish()
     with DiffIdReader(io.BytesIO(blob), compression) as reader:
         reader.read(10)  # closed early: the inflating thread stops
