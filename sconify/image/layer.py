@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import hashlib
 import io
+import queue
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -19,11 +22,36 @@ from sconify.image.blobstore import CHUNK, BlobStore
 from sconify.image.descriptor import Descriptor
 from sconify.image.digest import Digest
 
-GZIP_MAGIC = b"\x1f\x8b"
+# The magic numbers the engines sniff (moby's DetectCompression, containerd's): gzip with the
+# deflate method byte, a zstd frame or a zstd skippable frame (magic 0x184D2A5? little-endian),
+# and the two moby also reads, bzip2 and xz.
+GZIP_MAGIC = b"\x1f\x8b\x08"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+BZIP2_MAGIC = b"BZh"
+XZ_MAGIC = b"\xfd7zXZ\x00"
+_ZSTD_SKIPPABLE = (0x184D2A50, 0xFFFFFFF0)
+#: Bytes enough to tell every format above apart.
+HEAD_BYTES = 8
 
 DEFAULT_GZIP_LEVEL = 2  # ISA-L's scale, 0 to 3
 DEFAULT_ZSTD_LEVEL = 3
+
+
+def sniff_format(head: bytes) -> str:
+    """Name the compression of a blob from its first :data:`HEAD_BYTES` bytes as the container
+    engines do: ``gzip``, ``zstd``, ``bzip2``, ``xz``, or ``none`` (a plain tar)."""
+    if head.startswith(BZIP2_MAGIC):
+        return "bzip2"
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(XZ_MAGIC):
+        return "xz"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    start, mask = _ZSTD_SKIPPABLE
+    if len(head) >= 8 and int.from_bytes(head[:4], "little") & mask == start:
+        return "zstd"
+    return "none"
 
 
 class Compression(enum.Enum):
@@ -50,18 +78,21 @@ class Compression(enum.Enum):
 
     @classmethod
     def detect(cls, head: bytes) -> Compression:
-        """Guess the compression from the first bytes of a blob (magic numbers)."""
-        if head.startswith(GZIP_MAGIC):
-            return cls.GZIP
-        if head.startswith(ZSTD_MAGIC):
-            return cls.ZSTD
-        return cls.NONE
+        """The compression of a blob from its first bytes, as the engines sniff it; bzip2 and
+        xz (which moby would read) raise :class:`ImageError`."""
+        found = sniff_format(head)
+        if found in ("bzip2", "xz"):
+            raise ImageError(
+                f"a layer is {found}-compressed",
+                hint="sconify reads plain, gzip and zstd layers; recompress the layer with gzip",
+            )
+        return cls(found)
 
     @classmethod
     def sniff(cls, path: Path) -> Compression:
         """Detect the compression of the file at ``path`` from its magic bytes."""
         with Path(path).open("rb") as f:
-            return cls.detect(f.read(4))
+            return cls.detect(f.read(HEAD_BYTES))
 
     def oci_media_type(self) -> str:
         """The OCI layer media type for this compression."""
@@ -72,9 +103,180 @@ class Compression(enum.Enum):
         }[self]
 
 
+def check_magic(head: bytes, declared: Compression, name: str) -> None:
+    """Refuse a layer whose first bytes (``head``) are not what its media type declares.
+
+    The engines pick the decompressor from the bytes and never look at the media type, so a
+    blob declared a plain tar that is also valid gzip (or the reverse) is one tree to them and
+    another to a reader that trusts the media type: such a layer is refused (``name`` names it).
+    """
+    found = sniff_format(head)
+    if found != declared.value:
+        raise ImageError(
+            f"layer {name} is declared {_AS_WORDS[declared.value]} but its bytes are "
+            f"{_AS_WORDS[found]}",
+            hint="container engines go by the bytes and would read another tree; fix the "
+            "layer's media type in the manifest, or rebuild the image",
+        )
+
+
+_AS_WORDS = {
+    "none": "a plain tar",
+    "gzip": "gzip-compressed",
+    "zstd": "zstd-compressed",
+    "bzip2": "bzip2-compressed",
+    "xz": "xz-compressed",
+}
+
+
+def open_checked(raw: BinaryIO, declared: Compression, name: str) -> BinaryIO:
+    """The decompressed stream of the blob ``raw`` after :func:`check_magic` (``raw`` is closed
+    when the result is, or when the check fails)."""
+    return decompressing(checked(raw, declared, name), declared)
+
+
+def checked(raw: BinaryIO, declared: Compression, name: str) -> BinaryIO:
+    """The blob ``raw`` itself, from its start, after :func:`check_magic`; ``raw`` is closed
+    when the check fails."""
+    try:
+        head = _read_head(raw)
+        check_magic(head, declared, name)
+    except BaseException:
+        raw.close()
+        raise
+    if raw.seekable():
+        raw.seek(0)
+        return raw
+    return cast(BinaryIO, io.BufferedReader(_Prefixed(head, raw), CHUNK))
+
+
+def _read_head(raw: BinaryIO) -> bytes:
+    head = b""
+    while len(head) < HEAD_BYTES:
+        piece = raw.read(HEAD_BYTES - len(head))
+        if not piece:
+            break
+        head += piece
+    return head
+
+
+class _Prefixed(io.RawIOBase):
+    """``head`` (already read from ``raw``), then the rest of ``raw``; closing closes ``raw``."""
+
+    def __init__(self, head: bytes, raw: BinaryIO) -> None:
+        self._head = memoryview(head)
+        self._raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        return int(self._raw.readinto(buffer))  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            super().close()
+
+
+class DiffIdReader:
+    """The uncompressed stream of a compressed layer blob, inflated and hashed (the diff_id) on
+    a thread of its own, beside the tar reader that consumes it.
+
+    Inflating and hashing both release the GIL, so the reader thread's tar parsing and the
+    inflating thread's work overlap, and checking the diff_id costs next to no extra time.
+    :meth:`finish` reads whatever the tar reader left (the end-of-archive blocks and anything
+    after them, which the engines hash too) and returns the digest of the whole stream. Corrupt
+    data raises ``OSError`` from :meth:`read` or :meth:`finish`. Use as a context manager, or
+    call :meth:`close`, which also closes ``raw``.
+    """
+
+    def __init__(self, raw: BinaryIO, compression: Compression) -> None:
+        if compression is Compression.NONE:
+            raise ValueError("a plain tar's diff_id is its blob's digest")
+        self._raw = raw
+        self._source: Any = (
+            igzip.IGzipFile(fileobj=raw, mode="rb")
+            if compression is Compression.GZIP
+            else zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+        )
+        self._hash = hashlib.sha256()
+        self._chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(_QUEUE_CHUNKS)
+        self._pending = memoryview(b"")
+        self._ended = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="inflate+diff_id", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                chunk = self._source.read(CHUNK)
+                if not chunk:
+                    break
+                self._hash.update(chunk)
+                self._chunks.put(chunk)
+            self._chunks.put(None)
+        except (OSError, EOFError, _ISAL_ERROR, zstandard.ZstdError) as err:
+            self._chunks.put(OSError(f"corrupt compressed data: {err}"))
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes of the stream (all of the rest with a negative size)."""
+        if size < 0:
+            return b"".join(iter(lambda: self.read(CHUNK), b""))
+        while not self._pending:
+            if self._ended:
+                return b""
+            item = self._chunks.get()
+            if item is None:
+                self._ended = True
+                return b""
+            if isinstance(item, BaseException):
+                self._ended = True
+                raise item
+            if len(item) <= size:
+                return item  # the usual case: one whole chunk, no copy
+            self._pending = memoryview(item)
+        data = bytes(self._pending[:size])
+        self._pending = self._pending[size:]
+        return data
+
+    def finish(self) -> Digest:
+        """Read the rest of the stream; the sha256 of all of it."""
+        while self.read(CHUNK):
+            pass
+        self._thread.join()
+        return Digest.from_hex(self._hash.hexdigest())
+
+    def close(self) -> None:
+        """Stop inflating and close the blob."""
+        self._stop.set()
+        while self._thread.is_alive():  # let a waiting put() through
+            with contextlib.suppress(queue.Empty):
+                self._chunks.get(timeout=0.05)
+        self._source.close()
+        self._raw.close()
+
+    def __enter__(self) -> DiffIdReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_QUEUE_CHUNKS = 8
+
+
 def open_decompressed(path: Path, compression: Compression) -> BinaryIO:
-    """Open ``path`` and return a stream of its decompressed bytes."""
-    return decompressing(Path(path).open("rb"), compression)
+    """Open ``path`` and return a stream of its decompressed bytes, refusing a blob whose
+    bytes are not ``compression`` (:func:`check_magic`)."""
+    return open_checked(Path(path).open("rb"), compression, str(path))
 
 
 def decompressing(raw: BinaryIO, compression: Compression) -> BinaryIO:
@@ -160,8 +362,9 @@ class Layer:
         return Path(self.path).open("rb")
 
     def open_tar(self) -> BinaryIO:
-        """Open a stream of the uncompressed tar (for ``tarfile.open(mode="r|")``)."""
-        return open_decompressed(self.path, self.compression)
+        """Open a stream of the uncompressed tar (for ``tarfile.open(mode="r|")``); a blob whose
+        bytes are not what the media type declares is refused (:func:`check_magic`)."""
+        return open_checked(self.open_blob(), self.compression, str(self.digest))
 
     def with_descriptor(self, descriptor: Descriptor) -> Layer:
         """Return the same blob described differently (e.g. a Docker type renamed to OCI)."""

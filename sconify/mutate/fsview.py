@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from sconify.errors import UnsafeLayer
+from sconify.errors import DigestMismatch, UnsafeLayer
 from sconify.image import Layer
 from sconify.mutate.layerindex import LayerIndex, Node, index_layer
 
@@ -31,6 +31,8 @@ class FsView:
 
     nodes: dict[str, Node] = field(default_factory=dict)
     layer_paths: list[set[str]] = field(default_factory=list)
+    #: each layer's own index, bottom first (what the layer holds, hidden or not)
+    indexes: list[LayerIndex] = field(default_factory=list)
     # directory -> the paths directly below it, so that replacing or whiting out a tree costs
     # the size of that tree, not of the whole file system
     _below: dict[str, set[str]] = field(default_factory=dict, repr=False)
@@ -159,7 +161,8 @@ def scan_layers(layers: Sequence[Layer], cache: IndexCache | None = None) -> FsV
 
     A layer's index depends only on its blob's bytes, named by the blob's digest (which the
     blob store has verified), so ``cache`` may answer for layers seen before (a shared base
-    image is read once, not at every conversion).
+    image is read once, not at every conversion). Every index, cached or just made, carries
+    the digest of the uncompressed stream it was read from, which must be the layer's diff_id.
     """
     view = FsView()
     for position, layer in enumerate(layers):
@@ -169,6 +172,7 @@ def scan_layers(layers: Sequence[Layer], cache: IndexCache | None = None) -> FsV
             index = index_layer(layer, name)
             if cache is not None:
                 cache.put(str(layer.digest), index)
+        check_diff_id(index, layer, name)
         for wo in index.whiteouts:
             view.remove_tree(wo.path, keep_root=wo.opaque)
         for node in index.entries:
@@ -177,4 +181,19 @@ def scan_layers(layers: Sequence[Layer], cache: IndexCache | None = None) -> FsV
             # its bottom layer, whose nodes need no copy.
             view.add(replace(node, layer=position) if position else node)
         view.layer_paths.append(set(index.paths))
+        view.indexes.append(index)
     return view
+
+
+def check_diff_id(index: LayerIndex, layer: Layer, name: str) -> None:
+    """Refuse a layer whose uncompressed stream is not the one the config names (its diff_id).
+
+    The config's ``rootfs.diff_ids`` is what an engine checks a layer against after extracting
+    it; a layer that hashes otherwise is corrupt, or was built to be read differently.
+    """
+    if index.diff_id != str(layer.diff_id):
+        raise DigestMismatch(
+            f"layer {name}: its uncompressed tar hashes to {index.diff_id or 'nothing'}, "
+            f"the image config's diff_id is {layer.diff_id}",
+            hint="the image is corrupt or was altered; rebuild it, or pull it again",
+        )

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from dataclasses import dataclass
-from typing import Any, BinaryIO
+from dataclasses import dataclass, replace
+from typing import Any, BinaryIO, cast
 
 from sconify.elf import CAPTURE_MEMORY, ELF_MAGIC, ElfCapture, ElfInfo, NotElf, parse_elf
 from sconify.errors import ImageError, UnsafeLayer
-from sconify.image import Layer
+from sconify.image import Compression, Layer
+from sconify.image.layer import DiffIdReader, checked, open_checked
 from sconify.mutate.tarpaths import Whiteout, clean_name, whiteout_of
 from sconify.mutate.tarscan import (
     DIRTYPE,
@@ -61,11 +62,14 @@ class Node:
 @dataclass(frozen=True)
 class LayerIndex:
     """What one layer holds, independent of the layers around it (so it can be cached by its
-    blob's digest): entries in tar order (``layer`` still 0), whiteouts, and every path named."""
+    blob's digest): entries in tar order (``layer`` still 0), whiteouts, every path named, and
+    ``diff_id``, the digest of the whole uncompressed stream it was read from (checked against
+    the image config's ``rootfs.diff_ids`` at every use, cached or not)."""
 
     entries: tuple[Node, ...]
     whiteouts: tuple[Whiteout, ...]
     paths: frozenset[str]
+    diff_id: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """A compact JSON form for the cache."""
@@ -95,6 +99,7 @@ class LayerIndex:
             ],
             "whiteouts": [[w.path, w.opaque] for w in self.whiteouts],
             "paths": sorted(self.paths),
+            "diff_id": self.diff_id,
         }
 
     @classmethod
@@ -111,6 +116,7 @@ class LayerIndex:
             tuple(entries),
             tuple(Whiteout(p, bool(o)) for p, o in obj["whiteouts"]),
             frozenset(obj["paths"]),
+            str(obj["diff_id"]),
         )
 
 
@@ -155,10 +161,30 @@ def index_tar(tar: BinaryIO, name: str) -> LayerIndex:
     return LayerIndex(tuple(additions), tuple(whiteouts), frozenset(seen))
 
 
+def index_blob(blob: BinaryIO, compression: Compression, name: str, digest: str) -> LayerIndex:
+    """Index the layer blob read from ``blob`` (named ``digest``, closed at the end), in one pass
+    that also checks its magic bytes against ``compression`` and records its diff_id.
+
+    The diff_id of a plain tar is its blob's digest (verified by whoever stored or fetched the
+    blob); a compressed one is hashed as it is inflated, to the end of the stream.
+    """
+    if compression is Compression.NONE:
+        with open_checked(blob, compression, name) as stream:
+            return replace(index_tar(stream, name), diff_id=digest)
+    with DiffIdReader(checked(blob, compression, name), compression) as stream:
+        index = index_tar(cast(BinaryIO, stream), name)
+        try:
+            diff_id = stream.finish()
+        except OSError as err:
+            raise ImageError(
+                f"layer {name} is not a readable tar: {err}", hint=_UNREADABLE_HINT
+            ) from err
+    return replace(index, diff_id=str(diff_id))
+
+
 def index_layer(layer: Layer, name: str) -> LayerIndex:
-    """Index ``layer``'s tar (``name`` names it in errors)."""
-    with layer.open_tar() as raw:
-        return index_tar(raw, name)
+    """Index ``layer``'s tar (``name`` names it in errors), with its diff_id."""
+    return index_blob(layer.open_blob(), layer.compression, name, str(layer.digest))
 
 
 def _node_of(

@@ -18,13 +18,12 @@ import io
 import logging
 import queue
 import threading
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from sconify.errors import ImageError
 from sconify.image import BlobTap, Compression, Descriptor
-from sconify.image.layer import decompressing
 from sconify.mutate.fsview import IndexCache
-from sconify.mutate.layerindex import LayerIndex, index_tar
+from sconify.mutate.layerindex import LayerIndex, index_blob
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +96,10 @@ class _IndexingTap:
     def _run(self) -> None:
         arriving = _Arriving(self._chunks)
         try:
-            with decompressing(arriving, self._compression) as tar:  # type: ignore[arg-type]
-                self._index = index_tar(tar, self._name)
+            # the same checks as reading it from the store: magic bytes, and the diff_id
+            # recorded in the index for the scan to compare with the config's
+            blob = cast(BinaryIO, arriving)
+            self._index = index_blob(blob, self._compression, self._name, self._name)
         except Exception as err:  # the scan reads the layer again and reports what is wrong
             log.debug("layer %s: not indexed while downloading: %s", self._name, err)
         finally:

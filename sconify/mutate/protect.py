@@ -8,12 +8,13 @@ it; layers that hold none pass through byte-identical (same digest, nothing re-u
 from __future__ import annotations
 
 import logging
+import posixpath
 import shutil
 import tarfile
 import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, cast
 
@@ -98,13 +99,16 @@ class ProtectionPlan:
 
     ``entries`` are the volume's directories, symlinks and files in path order; ``sources``
     maps a layer's tar member to the protected files whose bytes it holds; ``touched`` are the
-    layers that hold an entry below a region (they are rewritten, every other layer is final).
+    layers that hold an entry below a region (they are rewritten, every other layer is final);
+    ``hidden_links`` are, per layer, the paths outside every region that are hard links to a
+    protected file but that nobody sees (they are dropped with it, see :func:`hidden_links`).
     """
 
     regions: tuple[str, ...]
     entries: tuple[tuple[str, str, Node], ...]
     sources: dict[tuple[int, str], list[tuple[str, str, Node]]]
     touched: tuple[int, ...]
+    hidden_links: dict[int, frozenset[str]] = field(default_factory=dict)
 
     def untouched(self, layers: Sequence[Layer]) -> list[Layer]:
         """The layers that pass through unchanged (no protected path in them)."""
@@ -132,7 +136,58 @@ def plan_protection(view: FsView, regions: Sequence[str]) -> ProtectionPlan:
         for i, paths in enumerate(view.layer_paths)
         if not paths.isdisjoint(regions) or any(p.startswith(inside) for p in paths)
     )
-    return ProtectionPlan(tuple(regions), tuple(entries), dict(sources), touched)
+    hidden = {i: hidden_links(view, regions, i) for i in touched}
+    return ProtectionPlan(
+        tuple(regions),
+        tuple(entries),
+        dict(sources),
+        touched,
+        {i: paths for i, paths in hidden.items() if paths},
+    )
+
+
+#: AUFS keeps its metadata (hard-link sources in ``.wh..wh.plnk``) under names starting so;
+#: moby's layer applier never extracts them.
+AUFS_META_PREFIX = "/.wh..wh."
+
+
+def hidden_links(view: FsView, regions: Sequence[str], layer: int) -> frozenset[str]:
+    """The paths of ``layer`` outside ``regions`` that share a protected file's bytes (one
+    hard-link group, in whichever order and direction the links were written) and that nobody
+    sees: replaced, deleted or whited out by a later layer, or AUFS metadata.
+
+    Those are dropped from the rewritten layer with the protected file; a group member that stays
+    visible outside the regions would keep the plaintext in the image, so it is refused, naming
+    both paths.
+    """
+    groups: dict[str, list[Node]] = defaultdict(list)
+    for node in view.indexes[layer].entries:
+        if node.kind == "file":
+            groups[node.member].append(node)
+    hidden: set[str] = set()
+    for nodes in groups.values():
+        inside = next((n for n in nodes if _region_of(n.path, regions) is not None), None)
+        if inside is None or len(nodes) == 1:
+            continue
+        for node in nodes:
+            if _region_of(node.path, regions) is not None:
+                continue
+            shown = view.get(node.path)
+            if (
+                not node.path.startswith(AUFS_META_PREFIX)
+                and shown is not None
+                and shown.layer == layer
+                and shown.member == node.member
+            ):
+                raise ConversionError(
+                    f"{inside.path} and {node.path} are hard links to the same file, and "
+                    f"{node.path} is outside the protected directories, so the plaintext of "
+                    f"{inside.path} would stay in the image",
+                    hint=f"protect {posixpath.dirname(node.path)} too (another --dir), or remove "
+                    "the hard link from the native image",
+                )
+            hidden.add(node.path)
+    return frozenset(hidden)
 
 
 def protect_regions(
@@ -159,7 +214,15 @@ def protect_regions(
     out = list(layers)
     for index in plan.touched:
         out[index] = _rewrite_layer(
-            index, layers[index], plan.regions, plan.sources, writer, store, workdir, compression
+            index,
+            layers[index],
+            plan.regions,
+            plan.sources,
+            plan.hidden_links.get(index, frozenset()),
+            writer,
+            store,
+            workdir,
+            compression,
         )
     expected = sum(len(group) for group in plan.sources.values())
     ciphertexts.close()
@@ -177,6 +240,7 @@ def _rewrite_layer(
     layer: Layer,
     regions: Sequence[str],
     sources: dict[tuple[int, str], list[tuple[str, str, Node]]],
+    hidden: frozenset[str],
     writer: VolumeWriter,
     store: BlobStore,
     workdir: Path,
@@ -192,34 +256,37 @@ def _rewrite_layer(
     ):
         for member in src:
             path = clean_name(member.name, layer=name)
-            protected = _region_of(path, regions) is not None
-            if not protected and member.islnk():
+            # an entry is left out if it is protected, or a hidden hard link to a protected file
+            drop = _region_of(path, regions) is not None or path in hidden
+            if not drop and member.islnk():
                 target = clean_hardlink_target(member, layer=name)
-                if _region_of(target, regions) is not None:
+                if _region_of(target, regions) is not None or target in hidden:
                     raise ConversionError(
-                        f"{path} is a hard link to {target} in a protected directory, "
-                        "so its plaintext would stay in the image",
+                        f"{path} is a hard link to {target}, whose plaintext is protected, "
+                        "so it would stay in the image",
                         hint="protect the directory of the link too (another --dir), or "
                         "remove the link from the native image",
                     )
             wanted = sources.get((index, member.name)) if member.isreg() else None
             data = cast(BinaryIO, src.extractfile(member)) if member.isreg() else None
-            if wanted and data is not None and protected and len(wanted) == 1:
+            if wanted and data is not None and drop and len(wanted) == 1:
                 # The usual case: encrypted straight from the layer, read once.
                 _add(writer, wanted[0], data)
             elif wanted and data is not None:
-                # Read more than once (hard links share it, or it stays in the layer too).
+                if not drop:
+                    raise ConversionError(
+                        f"{path} holds the bytes of a protected file and stays in the image",
+                        hint="protect the directory of both paths, or remove the hard link",
+                    )
+                # Read more than once: hard links share it.
                 with tempfile.SpooledTemporaryFile(8 << 20, dir=str(workdir)) as spool:
                     shutil.copyfileobj(data, spool)
                     for target_entry in wanted:
                         spool.seek(0)
                         _add(writer, target_entry, cast(BinaryIO, spool))
-                    spool.seek(0)
-                    if not protected:
-                        copy_member(dst, member, cast(BinaryIO, spool))
-            elif not protected:
+            elif not drop:
                 copy_member(dst, member, data)
-            if protected:
+            if drop:
                 dropped += 1
         dst.close()
         layer_out = out.finish()

@@ -1,6 +1,8 @@
+import bz2
 import gzip
 import hashlib
 import io
+import lzma
 import tarfile
 
 import pytest
@@ -17,7 +19,7 @@ from sconify.image import (
     layer_from_tar,
 )
 from sconify.image import mediatypes as mt
-from sconify.image.layer import diff_id_of
+from sconify.image.layer import DiffIdReader, diff_id_of, sniff_format
 
 
 def _tar(tmp_path, files=None):
@@ -116,7 +118,7 @@ def test_compression_from_media_type():
 
 def test_corrupt_blob_cannot_be_decompressed(tmp_path):
     p = tmp_path / "b"
-    p.write_bytes(b"\x1f\x8b" + b"garbage" * 10)
+    p.write_bytes(b"\x1f\x8b\x08" + b"garbage" * 10)
     with pytest.raises(ImageError, match="cannot decompress"):
         diff_id_of(p, Compression.GZIP)
 
@@ -132,3 +134,68 @@ def test_large_layer_streams(tmp_path):
             h.update(chunk)
     layer = layer_from_tar(p, BlobStore(tmp_path / "s"), Compression.ZSTD)
     assert layer.diff_id == Digest.from_hex(h.hexdigest())
+
+
+@pytest.mark.parametrize(
+    ("head", "found"),
+    [
+        (b"\x1f\x8b\x08\x00\x00\x00\x00\x00", "gzip"),
+        (b"\x1f\x8b\x09\x00\x00\x00\x00\x00", "none"),  # not deflate: engines read a tar
+        (b"\x28\xb5\x2f\xfd\x00\x00\x00\x00", "zstd"),
+        (b"\x5a\x2a\x4d\x18\x04\x00\x00\x00", "zstd"),  # a skippable frame first
+        (b"BZh91AY&", "bzip2"),
+        (b"\xfd7zXZ\x00\x00\x04", "xz"),
+        (b"app/\x00\x00\x00\x00", "none"),
+    ],
+)
+def test_compression_is_sniffed_as_the_engines_do(head, found):
+    assert sniff_format(head) == found
+
+
+@pytest.mark.parametrize("compression", list(Compression))
+@pytest.mark.parametrize("actual", ["none", "gzip", "zstd", "bzip2", "xz"])
+def test_a_blob_whose_bytes_disagree_with_its_media_type_is_refused(tmp_path, compression, actual):
+    _, raw = _tar(tmp_path)
+    blob = {
+        "none": lambda: raw,
+        "gzip": lambda: gzip.compress(raw),
+        "zstd": lambda: zstandard.ZstdCompressor().compress(raw),
+        "bzip2": lambda: bz2.compress(raw),
+        "xz": lambda: lzma.compress(raw),
+    }[actual]()
+    store = BlobStore(tmp_path / "s")
+    digest, size = store.put_bytes(blob)
+    layer = layer_from_blob(
+        Descriptor(compression.oci_media_type(), digest, size), store, Digest.of(raw)
+    )
+    if actual == compression.value:
+        with layer.open_tar() as f:
+            assert f.read() == raw
+        return
+    words = "a plain tar" if actual == "none" else actual
+    with pytest.raises(ImageError, match=f"declared .* but its bytes are {words}") as caught:
+        layer.open_tar()
+    assert "media type" in (caught.value.hint or "")
+    with pytest.raises(ImageError, match="its bytes are"):
+        diff_id_of(layer.path, compression)
+
+
+@pytest.mark.parametrize("compression", [Compression.GZIP, Compression.ZSTD])
+def test_the_diff_id_reader_hashes_all_of_the_stream(tmp_path, compression):
+    """What follows the end-of-archive blocks counts, as it does for the engines."""
+    _, raw = _tar(tmp_path)
+    stream = raw + b"trailing bytes no tar reader looks at" * 1000
+    blob = (
+        gzip.compress(stream)
+        if compression is Compression.GZIP
+        else (zstandard.ZstdCompressor().compress(stream))
+    )
+    with DiffIdReader(io.BytesIO(blob), compression) as reader:
+        assert reader.read(1000) == stream[:1000]
+        assert reader.finish() == Digest.of(stream)
+    if compression is Compression.GZIP:  # python-zstandard ends a cut frame silently
+        cut = io.BytesIO(blob[: len(blob) // 2])
+        with DiffIdReader(cut, compression) as reader, pytest.raises(OSError, match="corrupt"):
+            reader.finish()
+    with DiffIdReader(io.BytesIO(blob), compression) as reader:
+        reader.read(10)  # closed early: the inflating thread stops

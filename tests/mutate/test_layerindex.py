@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sconify.errors import ImageError
+from sconify.errors import DigestMismatch, ImageError
 from sconify.image import BlobStore
 from sconify.mutate.fsview import scan_layers
 from sconify.mutate.indexcache import DiskIndexCache
@@ -29,15 +29,19 @@ def test_index_records_entries_in_tar_order(tmp_path: Path) -> None:
 
 def test_indexes_are_kept_under_the_blob_digest(tmp_path: Path) -> None:
     """A cached index is found again only for the same blob bytes (the digest the store
-    verified), never for another layer that claims the same diff_id."""
+    verified), never for another layer that claims the same diff_id (which is refused: its
+    tar does not hash to that diff_id)."""
     store = BlobStore(tmp_path / "store")
     real = make_layer(store, tmp_path, [Entry("app/secret", data=b"s")])
     other = make_layer(store, tmp_path, [Entry("srv/public", data=b"p")])
     liar = replace(other, diff_id=real.diff_id)
-    cache = DiskIndexCache(tmp_path / "cache")
+    cache = DiskIndexCache(tmp_path / "cache", key_path=tmp_path / "state" / "key")
     scan_layers([real], cache)
     assert cache.get(str(real.digest)) is not None and cache.get(str(real.diff_id)) is None
-    view = scan_layers([liar], cache)
+    assert cache.get(str(real.digest)).diff_id == str(real.diff_id)  # type: ignore[union-attr]
+    with pytest.raises(DigestMismatch, match="diff_id"):
+        scan_layers([liar], cache)
+    view = scan_layers([other], cache)
     assert view.get("/srv/public") is not None and view.get("/app/secret") is None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -62,7 +63,7 @@ def test_garbage_leaves_no_index_and_does_not_block(layer: Layer) -> None:
 
 
 def test_kept_indexes_are_used_and_new_ones_kept(layer: Layer, tmp_path: Path) -> None:
-    disk = DiskIndexCache(tmp_path / "cache")
+    disk = DiskIndexCache(tmp_path / "cache", key_path=tmp_path / "state" / "key")
     with PrefetchingIndexes(disk) as indexes:
         _feed(indexes, layer, complete=True)
         made = indexes.get(str(layer.digest))
@@ -71,3 +72,20 @@ def test_kept_indexes_are_used_and_new_ones_kept(layer: Layer, tmp_path: Path) -
     again = PrefetchingIndexes(disk)
     assert again.tap(layer.descriptor) is None  # known: not indexed again
     assert again.get(str(layer.digest)) == made
+
+
+def test_the_index_made_while_downloading_carries_the_diff_id(layer: Layer) -> None:
+    indexes = PrefetchingIndexes()
+    _feed(indexes, layer, complete=True)
+    made = indexes.get(str(layer.digest))
+    assert made is not None and made.diff_id == str(layer.diff_id)
+
+
+def test_a_layer_whose_bytes_are_not_its_media_type_is_not_indexed(layer: Layer) -> None:
+    other = Compression.NONE if layer.compression is not Compression.NONE else Compression.GZIP
+    lying = Layer(
+        replace(layer.descriptor, media_type=other.oci_media_type()), layer.diff_id, layer.path
+    )
+    indexes = PrefetchingIndexes()
+    _feed(indexes, lying, complete=True)
+    assert indexes.get(str(layer.digest)) is None  # the scan reads it and reports the mismatch
