@@ -39,6 +39,7 @@ from tests.support.cli import BIN, Cli
 from tests.support.golister import GoLister
 from tests.support.layers import Entry, host_file, image_of, make_layer
 from tests.support.services import CasProcess, LasProcess, cas, las
+from tests.vectors.gen_tars import END, entry, ext, header, pax, records
 
 __all__ = ["cas", "las"]
 
@@ -200,6 +201,31 @@ def _planted_cache(root: Path, cache: Path) -> None:
             folder = cache / "sconify" / "layer-index" / version
             folder.mkdir(parents=True, exist_ok=True)
             (folder / name).write_bytes(data + payload)
+
+
+# Raw tars (tests/vectors/gen_tars.py's builders) whose protected file an engine would extract
+# under another name, or not at all, if sconify read them differently from Go.
+APP_DIR = header(b"app", b"5")
+APP_FILE = entry(b"app/secret.txt", SECRET)
+
+
+def _raw_tar(*parts: bytes) -> Build:
+    return _raw(b"".join((APP_DIR, *parts, END)), mt.OCI_LAYER)
+
+
+def _elf_like(body: bytes) -> bytes:
+    """The first 64 bytes of the host's ``/bin/true`` (a real ELF header) then ``body``."""
+    return Path("/bin/true").read_bytes()[:64] + body
+
+
+def _many_entries(count: int) -> Build:
+    """``count`` tiny files (outside ``/app``) beside the protected one, in one layer."""
+
+    def build(store: BlobStore, tmp: Path) -> list[Layer]:
+        many = [Entry("many", "dir"), *(Entry(f"many/{i}", data=b"x") for i in range(count))]
+        return [make_layer(store, tmp, [*APP, *many])]
+
+    return build
 
 
 CASES: dict[str, Case] = {
@@ -382,6 +408,51 @@ CASES: dict[str, Case] = {
     "planted-index-cache": Case(
         _layers(APP, [Entry("app/more", data=SECRET)]), CONVERTED, spoil=_planted_cache
     ),
+    # empty and bogus long names and pax records (the layer reader agrees with Go or refuses)
+    "gnu-longname-empty": Case(_raw_tar(ext(b"L", b""), APP_FILE), "empty GNU long name"),
+    "gnu-longname-nul-first": Case(_raw_tar(ext(b"L", b"\0x"), APP_FILE), "empty GNU long name"),
+    "gnu-longlink-empty": Case(
+        _raw_tar(APP_FILE, ext(b"K", b""), header(b"app/l", b"2", linkname=b"secret.txt")),
+        "empty GNU long link",
+    ),
+    "gnu-longname-two": Case(
+        _raw_tar(ext(b"L", b"app/a\0"), ext(b"L", b"app/b\0"), APP_FILE), "two GNU long names"
+    ),
+    "pax-path-empty": Case(_raw_tar(pax(("path", "")), APP_FILE), "empty pax path"),
+    "pax-path-nul": Case(_raw_tar(pax(("path", b"tmp/x\0app")), APP_FILE), "NUL"),
+    "pax-size-empty": Case(_raw_tar(pax(("size", "")), APP_FILE), "empty pax size"),
+    "pax-path-and-gnu-longname": Case(
+        _raw_tar(ext(b"L", b"tmp/x\0"), pax(("path", "tmp/y")), APP_FILE),
+        "GNU long name and a pax path",
+    ),
+    "pax-record-bogus-length": Case(
+        _raw_tar(ext(b"x", b"99 path=tmp/x\n", b"PaxHeaders.0/f"), APP_FILE), "pax record"
+    ),
+    "pax-global-path": Case(
+        _raw_tar(ext(b"g", records(("path", "tmp/x")), b"pax_global_header"), APP_FILE),
+        "global pax header",
+    ),
+    "pax-longname-into-app": Case(
+        _raw_tar(ext(b"L", b"app/long-" + b"n" * 150 + b"\0"), entry(b"tmp/x", SECRET)),
+        CONVERTED,
+    ),
+    # names that are not UTF-8 (the shim could not read them back)
+    "non-utf8-name-in-app": Case(
+        _raw_tar(pax(("hdrcharset", "BINARY"), ("path", b"app/caf\xe9")), entry(b"f", SECRET)),
+        "not valid UTF-8",
+    ),
+    "non-utf8-raw-name-in-app": Case(_raw_tar(entry(b"app/caf\xe9", SECRET)), "not valid UTF-8"),
+    # malformed ELF in the protected tree and in the measured set
+    "malformed-elf-in-app": Case(
+        _layer(
+            *APP,
+            Entry("app/truncated.so", data=_elf_like(b"")),
+            Entry("app/bogus-offsets.so", data=_elf_like(b"\xff" * 4096) + SECRET),
+        ),
+        CONVERTED,
+    ),
+    # huge entry counts: bounded memory
+    "many-entries": Case(_many_entries(100_000), CONVERTED),
 }
 
 
@@ -423,8 +494,8 @@ def _run_measured(cli: Cli, *args: str) -> tuple[int, str, int]:
 def _output_blobs(out: Path) -> tuple[set[str], list[Path]]:
     index = json.loads((out / "index.json").read_text())
     layers: set[str] = set()
-    for entry in index["manifests"]:
-        manifest = json.loads((out / "blobs/sha256" / entry["digest"][7:]).read_bytes())
+    for listed in index["manifests"]:
+        manifest = json.loads((out / "blobs/sha256" / listed["digest"][7:]).read_bytes())
         layers |= {d["digest"][7:] for d in manifest["layers"]}
     return layers, sorted((out / "blobs/sha256").iterdir())
 
