@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 from sconify.errors import SessionError
-from sconify.session._yaml import load_yaml
 from sconify.session.model import Session
+from sconify.session.yamlsafe import DEFAULT_LIMITS, load_untrusted_yaml
 
 #: Larger descriptions are refused (they are configuration, not data).
-MAX_SESSION_BYTES = 1024 * 1024
+MAX_SESSION_BYTES = DEFAULT_LIMITS.max_bytes
 
 
 def load_session(yaml_text: str) -> Session:
-    """Parse and validate a session description; errors name the offending field path."""
-    if len(yaml_text.encode("utf-8")) > MAX_SESSION_BYTES:
-        raise SessionError(
-            f"the session description is larger than {MAX_SESSION_BYTES} bytes",
-            hint="keep large files out of injection_files",
-        )
-    raw = load_yaml(yaml_text)
+    """Parse and validate a session description; errors name the offending field path.
+
+    The text may come from anyone who reaches the CAS: it is read within the bounds of
+    :mod:`sconify.session.yamlsafe` (size, nesting, alias expansion).
+    """
+    raw = load_untrusted_yaml(yaml_text)
     if raw is None:
         raise SessionError(
             "the session description is empty", hint="give at least name and version"
