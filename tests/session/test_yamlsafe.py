@@ -13,7 +13,7 @@ from sconify.session.yamlsafe import DEFAULT_LIMITS, YamlLimits, load_untrusted_
 
 
 def alias_bomb(levels: int = 9, width: int = 9) -> str:
-    """"Billion laughs": each level repeats the one before ``width`` times (9**9 strings)."""
+    """The "billion laughs": each level repeats the one before ``width`` times (9**9 strings)."""
     lines = [f"l0: &l0 [{', '.join(['lol'] * width)}]"]
     for level in range(1, levels):
         lines.append(f"l{level}: &l{level} [{', '.join([f'*l{level - 1}'] * width)}]")
