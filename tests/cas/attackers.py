@@ -8,6 +8,7 @@ of counts into ``results`` when it ends. Every attack is bounded in count and in
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -192,10 +193,8 @@ def _client_hello() -> bytes:
     context.verify_mode = ssl.CERT_NONE
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     tls = context.wrap_bio(incoming, outgoing, server_side=False)
-    try:
+    with contextlib.suppress(ssl.SSLWantReadError):
         tls.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
     return outgoing.read()
 
 
@@ -239,9 +238,7 @@ def hold_connections(
         kind = kinds[index % 3]
         source = sources[(index // 3) % len(sources)]
         port = target.api_port if (index // 3) % 2 == 0 else target.enclave_port
-        raw = socket.create_connection(
-            (target.host, port), timeout=30, source_address=(source, 0)
-        )
+        raw = socket.create_connection((target.host, port), timeout=30, source_address=(source, 0))
         if kind == "silent":
             held.append((kind, raw))
         elif kind == "half-hello":
@@ -260,7 +257,7 @@ def hold_connections(
         closed_after: dict[str, float] = {}
         deadline = opened_at + watch_seconds
         while time.monotonic() < deadline and len(closed_after) < len(held):
-            for number, (kind, sock) in enumerate(held):
+            for number, (_, sock) in enumerate(held):
                 if number not in closed_after and closed_by_peer(sock):
                     closed_after[number] = time.monotonic() - opened_at
             time.sleep(0.25)

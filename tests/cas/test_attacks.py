@@ -121,9 +121,7 @@ def mallory(attacked: CasProcess, tmp_path_factory: pytest.TempPathFactory) -> C
 
 
 @pytest.fixture
-def legit(
-    attacked: CasProcess, target: Target, las: LasProcess, tmp_path: Path
-) -> Iterator[Legit]:
+def legit(attacked: CasProcess, target: Target, las: LasProcess, tmp_path: Path) -> Iterator[Legit]:
     """Alice with a deployed session on the attacked CAS."""
     _, client, credentials = _identity(tmp_path / "alice", attacked)
     ns = f"legit-{uuid.uuid4().hex[:8]}"
@@ -177,7 +175,9 @@ def _assert_bounded(cas: CasProcess) -> None:
     assert "Traceback" not in cas.log()
 
 
-def test_alias_bomb(attacked: CasProcess, target: Target, mallory: Credentials, legit: Legit) -> None:
+def test_alias_bomb(
+    attacked: CasProcess, target: Target, mallory: Credentials, legit: Legit
+) -> None:
     bomb = alias_bomb(levels=38, width=1000).encode()
     assert 200_000 < len(bomb) < 230_000  # the ~215 KB of the review
     session = b"name: bomb\nversion: '0.3'\n" + bomb
@@ -235,10 +235,12 @@ def test_large_anonymous_upload(
     legit.check()
     _assert_bounded(attacked)
     log = attacked.log()
-    assert "POST /v1/sessions HTTP/1.1\" 401" in log and "413" in log
+    assert 'POST /v1/sessions HTTP/1.1" 401' in log and "413" in log
 
 
-def test_challenge_flood_from_one_client(attacked: CasProcess, target: Target, legit: Legit) -> None:
+def test_challenge_flood_from_one_client(
+    attacked: CasProcess, target: Target, legit: Legit
+) -> None:
     seen = during(
         legit,
         attackers.challenge_flood,
@@ -298,3 +300,45 @@ def test_idle_and_half_sent_connections_are_closed(attacked: CasProcess, target:
     assert seen["half-hello_latest"] < 10 + 5, seen
     assert seen["silent_latest"] < 10 + 5, seen
     assert seen["half-head_latest"] < 15 + 5, seen
+
+
+def test_name_probing_gets_one_answer(
+    attacked: CasProcess, target: Target, mallory: Credentials, legit: Legit, tmp_path: Path
+) -> None:
+    _, alice, _ = _identity(tmp_path / "alice-again", attacked)
+    ns = f"probed-{uuid.uuid4().hex[:8]}"
+    update = f"predecessor: {'1' * 64}\n" + namespace(ns)
+    probes = [
+        ("GET", f"/v1/sessions/{ns}", None),
+        ("GET", f"/v1/sessions/{ns}?hash={'2' * 64}", None),
+        ("GET", f"/v1/values/session={ns}", None),
+        ("POST", "/v1/sessions", update),
+        ("POST", "/v1/sessions", namespace(f"{ns}/mine")),
+    ]
+
+    def answers() -> list[tuple[int, str, bytes]]:
+        out = []
+        for method, path, body in probes:
+            connection = http.client.HTTPSConnection(
+                "127.0.0.1", target.api_port, context=_context_for(target, mallory), timeout=10
+            )
+            connection.request(method, path, body=body)
+            response = connection.getresponse()
+            out.append((response.status, response.getheader("Content-Type", ""), response.read()))
+            connection.close()
+        return out
+
+    missing = answers()
+    alice.create_session(namespace(ns))
+    hidden = answers()
+    assert hidden == missing
+    assert [status for status, _, _ in missing] == [404] * 5
+    assert all(b'"check": "session"' in body for _, _, body in missing[:4])
+    assert b'"check": "namespace"' in missing[4][2]
+    alice.close()
+
+
+def _context_for(target: Target, credentials: Credentials) -> ssl.SSLContext:
+    context = pinned_context(target.cert_pem)
+    context.load_cert_chain(credentials.cert_path, credentials.key_path)
+    return context
