@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -36,6 +37,7 @@ from sconify.las.quote import (
     signature_valid,
 )
 from sconify.session import Service, Session, load_session, service_config
+from sconify.session._names import valid_session_name
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,6 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 NONCE_TTL_SECONDS = 60
-_MAX_OUTSTANDING = 100_000
 _ATTEST_FIELDS = {"config_id", "nonce", "quote", "signature", "qe_pubkey", "tee_pubkey"}
 _PARSED_SESSIONS = 256
 _QE_KEYS = 64
@@ -54,43 +55,104 @@ class BadAttestRequest(Exception):
 
 
 @dataclass(frozen=True)
+class ChallengeLimits:
+    """Outstanding (issued, neither answered nor expired) challenges one CAS process keeps.
+
+    ``per_source``: from one source (an IPv4 address or an IPv6 /64, see
+    :func:`sconify.cas.gate.source_of`); ``per_config``: for one config id; ``total``: in all.
+    A source alone can hold neither a config id's share nor the total, so a flood from one
+    client leaves challenges for every other (docs/dev/cas.md, "Challenges").
+    """
+
+    per_source: int = 512
+    per_config: int = 4096
+    total: int = 100_000
+
+
+@dataclass(frozen=True)
 class _Issued:
     config_id: str
     expires: float
+    source: str
+
+
+def _busy(message: str) -> CasRefused:
+    # 503, not 429: the shim retries a 5xx with backoff and gives up on a 4xx (contracts 7).
+    return CasRefused(message, status=503, check="nonce", hint="retry later")
 
 
 class NonceBook:
-    """Outstanding challenges, in memory: single use, ``ttl`` seconds."""
+    """Outstanding challenges, in memory: single use, ``ttl`` seconds, within ``limits``.
+
+    Every issued nonce is also queued by expiry (the ttl is fixed, so the queue is in order):
+    each issue first drops the expired ones, so the counts per source and per config id are
+    always those of live challenges, at a constant cost per challenge.
+    """
 
     def __init__(
-        self, ttl: float = NONCE_TTL_SECONDS, clock: Callable[[], float] = time.monotonic
+        self,
+        ttl: float = NONCE_TTL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        limits: ChallengeLimits | None = None,
     ) -> None:
         self._ttl = ttl
         self._clock = clock
+        self._limits = limits or ChallengeLimits()
         self._issued: dict[str, _Issued] = {}
+        self._by_source: dict[str, int] = {}
+        self._by_config: dict[str, int] = {}
+        self._expiry: deque[tuple[float, str]] = deque()
         self._lock = threading.Lock()
 
-    def issue(self, config_id: str) -> str:
-        """A fresh nonce (64 hex) for ``config_id``."""
+    def issue(self, config_id: str, source: str = "") -> str:
+        """A fresh nonce (64 hex) for ``config_id``, asked for from ``source``."""
         with self._lock:
-            return self._issue(config_id)
+            now = self._clock()
+            self.admit(config_id, source, now)
+            nonce = os.urandom(32).hex()
+            self._record(nonce, config_id, source, now)
+            return nonce
 
-    def _issue(self, config_id: str) -> str:
-        now = self._clock()
-        if len(self._issued) >= _MAX_OUTSTANDING:
-            self._issued = {n: i for n, i in self._issued.items() if i.expires > now}
-        if len(self._issued) >= _MAX_OUTSTANDING:
-            raise CasRefused(
-                "too many outstanding challenges", status=503, check="nonce", hint="retry later"
+    def check(self, config_id: str, source: str = "") -> None:
+        """Refuse (503) a challenge that :meth:`issue` would refuse now."""
+        with self._lock:
+            self.admit(config_id, source, self._clock())
+
+    def admit(self, config_id: str, source: str, now: float) -> None:
+        """Drop expired challenges, then refuse (503) one over a limit. Caller holds the lock."""
+        while self._expiry and self._expiry[0][0] <= now:
+            _, nonce = self._expiry.popleft()
+            issued = self._issued.get(nonce)
+            if issued is not None and issued.expires <= now:
+                self._forget(nonce)
+        limits = self._limits
+        if self._by_source.get(source, 0) >= limits.per_source:
+            raise _busy(
+                f"too many outstanding challenges from your address (at most {limits.per_source})"
             )
-        nonce = os.urandom(32).hex()
-        self._issued[nonce] = _Issued(config_id, now + self._ttl)
-        return nonce
+        if self._by_config.get(config_id, 0) >= limits.per_config:
+            raise _busy(f"too many outstanding challenges for {config_id!r}")
+        if len(self._issued) >= limits.total:
+            raise _busy("too many outstanding challenges")
+
+    def _record(self, nonce: str, config_id: str, source: str, now: float) -> None:
+        expires = now + self._ttl
+        self._issued[nonce] = _Issued(config_id, expires, source)
+        self._by_source[source] = self._by_source.get(source, 0) + 1
+        self._by_config[config_id] = self._by_config.get(config_id, 0) + 1
+        self._expiry.append((expires, nonce))
+
+    def _forget(self, nonce: str) -> _Issued | None:
+        issued = self._issued.pop(nonce, None)
+        if issued is not None:
+            _decrement(self._by_source, issued.source)
+            _decrement(self._by_config, issued.config_id)
+        return issued
 
     def consume(self, nonce: str, config_id: str) -> str | None:
         """Use up ``nonce``; return why it is not acceptable for ``config_id``, or ``None``."""
         with self._lock:
-            issued = self._issued.pop(nonce, None)
+            issued = self._forget(nonce)
         if issued is None:
             return "the nonce is unknown or was already used"
         if issued.expires <= self._clock():
@@ -98,6 +160,14 @@ class NonceBook:
         if issued.config_id != config_id:
             return "the nonce was issued for another config id"
         return None
+
+
+def _decrement(counts: dict[str, int], key: str) -> None:
+    left = counts.get(key, 0) - 1
+    if left > 0:
+        counts[key] = left
+    else:
+        counts.pop(key, None)
 
 
 def split_config_id(config_id: str) -> tuple[str, str]:
@@ -212,6 +282,9 @@ def _qe_key(pem: str) -> tuple[ec.EllipticCurvePublicKey, str]:
 
 def _lookup(store: SessionStore, config_id: str) -> tuple[Session, str, dict[str, Any], Service]:
     session_name, service_name = split_config_id(config_id)
+    if not valid_session_name(session_name):
+        # No such session can exist (and the store is never asked for a name it cannot hold).
+        raise CasRefused(f"session {session_name!r} does not exist", status=404, check="session")
     session, current_hash, values = current_values(store, session_name, _SESSIONS.get)
     service = session.service(service_name)
     if service is None:
@@ -223,13 +296,20 @@ def _lookup(store: SessionStore, config_id: str) -> tuple[Session, str, dict[str
     return session, current_hash, values, service
 
 
-def challenge(store: SessionStore, nonces: NonceBook, body: dict[str, Any]) -> dict[str, Any]:
-    """``POST /v1/enclave/challenge``: a nonce bound to an existing session and service."""
+def challenge(
+    store: SessionStore, nonces: NonceBook, body: dict[str, Any], source: str = ""
+) -> dict[str, Any]:
+    """``POST /v1/enclave/challenge``: a nonce bound to an existing session and service.
+
+    ``source`` is the caller's source address (:func:`sconify.cas.gate.source_of`): the
+    challenges it holds are limited (:class:`ChallengeLimits`).
+    """
     config_id = body.get("config_id")
     if set(body) != {"config_id"} or not isinstance(config_id, str):
         raise BadAttestRequest("expected exactly {config_id: string}")
+    nonces.check(config_id, source)  # a flood is refused before it costs a store read
     _lookup(store, config_id)
-    return {"expires_in": NONCE_TTL_SECONDS, "nonce": nonces.issue(config_id)}
+    return {"expires_in": NONCE_TTL_SECONDS, "nonce": nonces.issue(config_id, source)}
 
 
 def _refuse(check: str, message: str, hint: str | None = None) -> CasRefused:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sconify.cas.app import create_api_app, create_enclave_app
 from sconify.cas.attest import NonceBook
+from sconify.cas.gate import ConnectionLimits, raise_fd_limit
 from sconify.cas.serving import Listener, bind, serve
 from sconify.cas.store import SessionStore, open_store
 from sconify.cas.store.nonces import StoredNonceBook
@@ -25,6 +26,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_API_PORT = 8081
 DEFAULT_ENCLAVE_PORT = 18765
+#: Seconds a connection may stay without a complete request head, from its start or from its
+#: last answer (idle keep-alive and slow headers alike).
+IDLE_TIMEOUT = 15.0
 
 
 def run(
@@ -64,6 +68,14 @@ def _serve(
     enclave_sock = bind(host, enclave_port)
     bound_enclave = [int(enclave_sock.getsockname()[1])]
     log.info("CAS key hash %s", tls.cas_key_hash)
+    open_files = raise_fd_limit()
+    limits = ConnectionLimits().fitted(listeners=2)
+    log.info(
+        "connections: at most %d per API, %d per source address; open-file limit %d",
+        limits.total,
+        limits.per_source,
+        open_files,
+    )
     serve(
         [
             Listener(
@@ -74,6 +86,8 @@ def _serve(
                 tls.enclave_context(),
                 enclave_sock,
                 access_log=False,
+                limits=limits,
+                idle_timeout=IDLE_TIMEOUT,
             ),
             Listener(
                 "api_port",
@@ -81,6 +95,8 @@ def _serve(
                 host,
                 api_port,
                 tls.api_context(),
+                limits=limits,
+                idle_timeout=IDLE_TIMEOUT,
             ),
         ],
         state_dir=state_dir,

@@ -21,7 +21,9 @@ from typing import Any
 
 from aiohttp import web
 
+from sconify.cas.bodies import RequestRefused, parse_json_object, read_body
 from sconify.cas.files import write_atomic
+from sconify.cas.gate import ConnectionLimits, GatedSite
 from sconify.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,12 @@ READY_FILE = "ready.json"
 class Listener:
     """One app on one address. ``name`` is the ready.json key of its port; ``access_log``
     says whether every request is logged (not for the enclave API: an attestation is two
-    requests, and its release is logged once by the handler)."""
+    requests, and its release is logged once by the handler).
+
+    With ``limits``, connections pass a :class:`~sconify.cas.gate.GatedSite` (caps per source
+    and in all, TLS handshake timeout) and one that holds no complete request head for
+    ``idle_timeout`` seconds, from its start or its last answer, is closed.
+    """
 
     name: str
     app: web.Application
@@ -42,13 +49,20 @@ class Listener:
     ssl_context: ssl.SSLContext | None = None
     sock: socket.socket | None = None
     access_log: bool = True
+    limits: ConnectionLimits | None = None
+    idle_timeout: float | None = None
+
+
+#: Pending connections the kernel queues for accept (a burst of clients must not overflow it:
+#: a dropped SYN costs the next client a one-second retransmission).
+BACKLOG = 1024
 
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket, or a :class:`ServiceError` that says which address is taken."""
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        return socket.create_server((host, port), family=family, backlog=128)
+        return socket.create_server((host, port), family=family, backlog=BACKLOG)
     except OSError as err:
         raise ServiceError(
             f"cannot listen on {host}:{port}: {err.strerror}",
@@ -97,11 +111,24 @@ async def _serve(
     try:
         info: dict[str, Any] = {"pid": os.getpid(), **announce}
         for item, sock in zip(listeners, sockets, strict=True):
-            quiet: dict[str, Any] = {} if item.access_log else {"access_log": None}
-            runner = web.AppRunner(item.app, **quiet)
+            options: dict[str, Any] = {} if item.access_log else {"access_log": None}
+            if item.idle_timeout is not None:
+                # aiohttp's keep-alive timer runs from the connection's start and from each
+                # answer, and closes a connection still waiting for a whole request head: an
+                # idle timeout and a header-read timeout in one. Lingering (reading and
+                # discarding an unread body so the client sees the answer) stays short.
+                options.update(keepalive_timeout=item.idle_timeout, lingering_time=2.0)
+            runner = web.AppRunner(item.app, **options)
             await runner.setup()
             runners.append(runner)
-            await web.SockSite(runner, sock, ssl_context=item.ssl_context).start()
+            site: web.BaseSite
+            if item.limits is not None:
+                site = GatedSite(
+                    runner, sock, limits=item.limits, ssl_context=item.ssl_context, backlog=BACKLOG
+                )
+            else:
+                site = web.SockSite(runner, sock, ssl_context=item.ssl_context, backlog=BACKLOG)
+            await site.start()
             port = sock.getsockname()[1]
             info[item.name] = port
             info.setdefault("host", item.host)
@@ -128,27 +155,23 @@ def json_error(status: int, check: str, message: str, hint: str | None = None) -
     return web.json_response({"error": body}, status=status)
 
 
-async def read_json_object(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object; raises :class:`BadRequest` otherwise."""
-    try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("the request body is not JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the request body must be a JSON object")
-    return body
+async def read_json_object(request: web.Request, limit: int | None = None) -> dict[str, Any]:
+    """The request body as a JSON object (at most ``limit`` bytes, default the app's
+    ``client_max_size``); raises :class:`RequestRefused` otherwise (400, 408 or 413)."""
+    raw = await read_body(request, request.client_max_size if limit is None else limit)
+    return parse_json_object(raw)
 
 
-class BadRequest(Exception):
-    """A malformed request (400, check ``request``)."""
+#: A malformed request (400, check ``request``); :class:`RequestRefused` carries other statuses.
+BadRequest = RequestRefused
 
 
 @web.middleware
 async def bad_request_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Turn :class:`BadRequest` into a 400 JSON error."""
+    """Turn :class:`RequestRefused` into its JSON error (400, 408 or 413)."""
     try:
         return await handler(request)
-    except BadRequest as err:
-        return json_error(400, "request", str(err))
+    except RequestRefused as err:
+        return json_error(err.status, err.check, str(err))

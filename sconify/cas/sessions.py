@@ -2,6 +2,11 @@
 
 Errors are :class:`~sconify.errors.CasRefused` with the HTTP status and check name the API
 answers with; messages never hold secret values.
+
+A caller who holds no right on a session (not in its ``read``, ``update`` nor
+``create_sessions`` list) gets exactly the answer a missing session gets (:func:`unknown`):
+same status, same body, so names cannot be probed. A caller with some right knows the session
+exists and is told which right it lacks (403).
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from dataclasses import dataclass
 from sconify.cas.store import Conflict, SessionStore, StoredVersion, Transaction
 from sconify.errors import CasRefused, SessionError
 from sconify.session import SecretValue, Session, load_session, secret_values, session_hash
+from sconify.session._names import valid_session_name
+from sconify.session.model import AccessPolicy
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +40,26 @@ def _parse(yaml_text: str) -> Session:
         raise CasRefused(err.message, status=400, check="session", hint=err.hint) from None
 
 
+def unknown(name: str, *, namespace: bool = False) -> CasRefused:
+    """The one answer for a session that does not exist or that the caller may not know of."""
+    what = "namespace" if namespace else "session"
+    return CasRefused(
+        f"{what} {name!r} does not exist, or your identity holds no right on it",
+        status=404,
+        check=what,
+        hint="check the name, and that its access_policy lists your identity "
+        "(`sconify identity show`)",
+    )
+
+
+def _insider(policy: AccessPolicy, caller: str | None, creator: str) -> bool:
+    """Whether ``caller`` holds any right on the session, and so may learn that it exists."""
+    return any(policy.allows(right, caller, creator) for right in _RIGHTS)
+
+
+_RIGHTS = ("read", "update", "create_sessions")
+
+
 def _require_identity(identity: str | None) -> str:
     if identity is None:
         raise CasRefused(
@@ -50,6 +77,9 @@ def submit_session(store: SessionStore, yaml_text: str, identity: str | None) ->
     caller = _require_identity(identity)
     new_hash = session_hash(session)
     with store.transaction() as tx:
+        if session.predecessor is None:
+            # The namespace first: whoever may not create in it must not learn what it holds.
+            _check_namespace(tx, session, caller)
         current = tx.current(session.name)
         if session.predecessor is None:
             if current is not None:
@@ -60,18 +90,14 @@ def submit_session(store: SessionStore, yaml_text: str, identity: str | None) ->
                     hint="to update it, set predecessor to its current hash "
                     "(`sconify session update` does that)",
                 )
-            _check_namespace(tx, session, caller)
             secrets = _secret_values(session, None)
         else:
             if current is None:
-                raise CasRefused(
-                    f"session {session.name!r} does not exist, so it cannot be updated",
-                    status=404,
-                    check="session",
-                    hint="remove predecessor to create it",
-                )
+                raise unknown(session.name)
             head, old = current
             old_session = _parse(old.text)
+            if not _insider(old_session.access_policy, caller, head.creator):
+                raise unknown(session.name)
             if not old_session.access_policy.allows("update", caller, head.creator):
                 raise CasRefused(
                     f"your identity may not update session {session.name!r}",
@@ -115,14 +141,11 @@ def _check_namespace(tx: Transaction, session: Session, caller: str) -> None:
         return
     current = tx.current(namespace)
     if current is None:
-        raise CasRefused(
-            f"namespace {namespace!r} does not exist",
-            status=404,
-            check="namespace",
-            hint=f"create the session {namespace!r} first (sconify_image --create-namespace)",
-        )
+        raise unknown(namespace, namespace=True)
     head, version = current
     policy = _parse(version.text).access_policy
+    if not _insider(policy, caller, head.creator):
+        raise unknown(namespace, namespace=True)
     if not policy.allows("create_sessions", caller, head.creator):
         raise CasRefused(
             f"your identity may not create sessions in namespace {namespace!r}",
@@ -147,12 +170,17 @@ def read_session(
 ) -> StoredVersion:
     """The current version (or ``version``) of ``name``, for callers in its read policy."""
     caller = _require_identity(identity)
+    if not valid_session_name(name):
+        raise unknown(name)
     with store.reader() as tx:
         current = tx.current(name)
         if current is None:
-            raise CasRefused(f"session {name!r} does not exist", status=404, check="session")
+            raise unknown(name)
         head, latest = current
-        if not _parse(latest.text).access_policy.allows("read", caller, head.creator):
+        policy = _parse(latest.text).access_policy
+        if not _insider(policy, caller, head.creator):
+            raise unknown(name)
+        if not policy.allows("read", caller, head.creator):
             raise CasRefused(
                 f"your identity may not read session {name!r}",
                 status=403,
@@ -192,8 +220,21 @@ def current_values(
 
 
 def public_values(store: SessionStore, name: str) -> dict[str, dict[str, str]]:
-    """The ``export_public`` secrets of the current version: ``{name: {kind, value}}``."""
-    _, _, values = current_values(store, name)
+    """The ``export_public`` secrets of the current version: ``{name: {kind, value}}``.
+
+    A session that exports nothing is answered as a missing one: only the sessions that
+    publish values show that they exist.
+    """
+    if not valid_session_name(name):
+        raise unknown(name)
+    try:
+        session, _, values = current_values(store, name)
+    except CasRefused as err:
+        if err.status == 404:
+            raise unknown(name) from None
+        raise
+    if not any(spec.export_public for spec in session.secrets):
+        raise unknown(name)
     return {
         secret.spec.name: {
             "kind": secret.spec.kind,

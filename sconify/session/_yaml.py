@@ -4,6 +4,8 @@ Two things plain ``yaml.safe_load`` gets wrong for a security policy: a repeated
 wins (two ``update:`` lines), and scalars that look like numbers lose their spelling (a hex
 measurement made only of digits, ``0400`` read as octal, ``version: 0.3`` as a float). Here a
 repeated key is an error, and numbers keep the text they were written as (``.source``).
+Documents are read through :mod:`sconify.session.yamlsafe`, which adds the bounds that text
+from untrusted callers needs.
 """
 
 from __future__ import annotations
@@ -65,14 +67,3 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[An
 _StrictLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 _StrictLoader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 _StrictLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
-
-
-def load_yaml(text: str) -> Any:
-    """Parse one YAML document strictly; syntax errors become :class:`SessionError`."""
-    try:
-        # A SafeLoader subclass: builds plain data only, never arbitrary objects.
-        return yaml.load(text, Loader=_StrictLoader)
-    except yaml.YAMLError as err:
-        raise SessionError(
-            f"the session is not valid YAML: {err}", hint="check indentation and quoting"
-        ) from None

@@ -3,33 +3,24 @@
 from __future__ import annotations
 
 from sconify.errors import SessionError
-from sconify.session._tree import MAX_NESTING, checked_tree
-from sconify.session._yaml import load_yaml
+from sconify.session._tree import checked_tree
 from sconify.session.model import Session
+from sconify.session.yamlsafe import DEFAULT_LIMITS, load_untrusted_yaml
 
 #: Larger descriptions are refused (they are configuration, not data).
-MAX_SESSION_BYTES = 1024 * 1024
+MAX_SESSION_BYTES = DEFAULT_LIMITS.max_bytes
 
 
 def load_session(yaml_text: str) -> Session:
-    """Parse and validate a session description; errors name the offending field path."""
-    if len(yaml_text.encode("utf-8", "surrogatepass")) > MAX_SESSION_BYTES:
+    """Parse and validate a session description; errors name the offending field path.
+
+    The text may come from anyone who reaches the CAS: it is read within the bounds of
+    :mod:`sconify.session.yamlsafe` (size, nesting, alias expansion), then checked for what
+    no session holds (lone surrogates, nesting deeper than any field) with the place named.
+    """
+    raw = checked_tree(load_untrusted_yaml(yaml_text))
+    if raw is None:
         raise SessionError(
-            f"the session description is larger than {MAX_SESSION_BYTES} bytes",
-            hint="keep large files out of injection_files",
+            "the session description is empty", hint="give at least name and version"
         )
-    try:
-        raw = checked_tree(load_yaml(yaml_text))
-        if raw is None:
-            raise SessionError(
-                "the session description is empty", hint="give at least name and version"
-            )
-        return Session.parse(raw)
-    except RecursionError:
-        # The YAML composer recurses once per level: a document nested deeper than Python's
-        # stack allows fails there, before checked_tree can name the place.
-        raise SessionError(
-            "the session description is nested too deeply to be read",
-            hint=f"no field of a session is nested more than {MAX_NESTING} levels: check the "
-            "brackets and indentation",
-        ) from None
+    return Session.parse(raw)

@@ -447,3 +447,25 @@ def test_nonces_expire_and_are_single_use() -> None:
     other = book.issue("a/b/c")
     assert book.consume(other, "a/b/d") == "the nonce was issued for another config id"
     assert book.issue("x/y") != book.issue("x/y")
+
+
+def test_challenge_limits_per_source_and_config_id_free_up_on_use_and_expiry() -> None:
+    from sconify.cas.attest import ChallengeLimits
+
+    clock = _Clock()
+    book = NonceBook(ttl=60, clock=clock, limits=ChallengeLimits(per_source=2, per_config=3))
+    first = book.issue("a/b/c", "10.0.0.1")
+    book.issue("a/b/c", "10.0.0.1")
+    with pytest.raises(CasRefused) as caught:
+        book.issue("x/y/z", "10.0.0.1")
+    assert (caught.value.status, caught.value.check) == (503, "nonce")
+    assert "your address" in caught.value.message
+    book.issue("a/b/c", "10.0.0.2")  # another source is not starved
+    with pytest.raises(CasRefused) as caught:
+        book.issue("a/b/c", "10.0.0.3")
+    assert "for 'a/b/c'" in caught.value.message
+    assert book.consume(first, "a/b/c") is None  # an answer frees its share
+    book.issue("x/y/z", "10.0.0.1")
+    clock.now += 61  # so does expiry
+    for _ in range(2):
+        book.issue("a/b/c", "10.0.0.1")

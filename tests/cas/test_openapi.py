@@ -211,9 +211,12 @@ def test_client_api_answers_match_the_document(
     context = pinned_context((cas.state_dir / "cas-cert.pem").read_bytes())
     context.load_cert_chain(bob_cert, bob.path)
     with httpx.Client(base_url=f"https://{cas.api_addr}", verify=context) as as_bob:
-        forbidden = as_bob.get(f"/v1/sessions/{name}")
-        assert forbidden.status_code == 403
-        doc.check("get", one, forbidden)
+        hidden = as_bob.get(f"/v1/sessions/{name}")
+        assert hidden.status_code == 404
+        doc.check("get", one, hidden)
+        oversized = as_bob.post(sessions, content=b"x" * (2 * 1024 * 1024))
+        assert oversized.status_code == 413
+        doc.check("post", sessions, oversized)
 
     with _anonymous(cas) as anonymous:
         shown = doc.check("get", values, anonymous.get(f"/v1/values/session={name}"))

@@ -38,13 +38,22 @@ class StoredNonceBook(NonceBook):
         self._wall_ttl = ttl
         self._wall_clock = clock
 
-    def issue(self, config_id: str) -> str:
-        """A fresh nonce (64 hex) for ``config_id``, visible to every replica."""
+    def issue(self, config_id: str, source: str = "") -> str:
+        """A fresh nonce (64 hex) for ``config_id``, visible to every replica.
+
+        The limits per source and per config id are this replica's (counted in memory, like
+        :class:`NonceBook`); the total is the database's.
+        """
         nonce = os.urandom(32).hex()
         now = self._wall_clock()
+        with self._lock:
+            self.admit(config_id, source, now)
+            self._record(nonce, config_id, source, now)
         outstanding = self._store.add_nonce(_digest(nonce), config_id, now + self._wall_ttl, now)
         if outstanding > MAX_OUTSTANDING:
             self._store.take_nonce(_digest(nonce))
+            with self._lock:
+                self._forget(nonce)
             raise CasRefused(
                 "too many outstanding challenges", status=503, check="nonce", hint="retry later"
             )
@@ -52,6 +61,8 @@ class StoredNonceBook(NonceBook):
 
     def consume(self, nonce: str, config_id: str) -> str | None:
         """Use up ``nonce``; return why it is not acceptable for ``config_id``, or ``None``."""
+        with self._lock:
+            self._forget(nonce)  # this replica's count, if it issued the nonce
         issued = self._store.take_nonce(_digest(nonce))
         if issued is None:
             return "the nonce is unknown or was already used"
