@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hmac
+import io
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ import secrets
 import stat
 import tempfile
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from sconify.mutate.layerindex import LayerIndex
 
@@ -122,17 +124,44 @@ class DiskIndexCache:
         key = self._mac_key()
         if key is None:
             return
-        payload = gzip.compress(
-            json.dumps(index.to_json(), separators=(",", ":")).encode(), compresslevel=1, mtime=0
-        )
+        tmp: str | None = None
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
             with os.fdopen(fd, "wb") as raw:
-                raw.write(_MAGIC + _mac(key, digest, payload) + b"\n" + payload)
+                # The MAC goes before the payload but covers all of it: written last, in place.
+                raw.write(_MAGIC + b"0" * _MAC_HEX + b"\n")
+                mac = _MacWriter(raw, key, digest)
+                with gzip.GzipFile(fileobj=mac, mode="wb", compresslevel=1, mtime=0) as gz:
+                    for chunk in index.json_chunks():
+                        gz.write(chunk.encode())
+                raw.seek(len(_MAGIC))
+                raw.write(mac.hexdigest())
             os.replace(tmp, self._path(digest))
         except OSError as err:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
             log.warning("could not keep the layer index of %s: %s", digest, err)
+
+
+class _MacWriter(io.RawIOBase):
+    """Writes on to ``out`` and keeps the entry's MAC (:func:`_mac`) of what went through."""
+
+    def __init__(self, out: BinaryIO, key: bytes, digest: str) -> None:
+        self._out = out
+        self._mac = hmac.new(key, _MAGIC + digest.encode() + b"\0", "sha256")
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._mac.update(data)
+        return self._out.write(data)
+
+    def hexdigest(self) -> bytes:
+        """The MAC of everything written so far, as hex."""
+        return self._mac.hexdigest().encode()
 
 
 def _mac(key: bytes, digest: str, payload: bytes) -> bytes:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any, BinaryIO, cast
 
@@ -59,6 +61,23 @@ class Node:
     elf: ElfInfo | None = None
 
 
+def _row(n: Node) -> list[Any]:
+    """A node as one row of the cache form (the layer position is not kept)."""
+    elf = n.elf
+    return [
+        n.path,
+        n.kind,
+        n.mode,
+        n.uid,
+        n.gid,
+        n.member,
+        n.size,
+        n.target,
+        n.sha256,
+        None if elf is None else [elf.machine, elf.interpreter, elf.needed, elf.rpath, elf.runpath],
+    ]
+
+
 @dataclass(frozen=True)
 class LayerIndex:
     """What one layer holds, independent of the layers around it (so it can be cached by its
@@ -74,33 +93,27 @@ class LayerIndex:
     def to_json(self) -> dict[str, Any]:
         """A compact JSON form for the cache."""
         return {
-            "entries": [
-                [
-                    n.path,
-                    n.kind,
-                    n.mode,
-                    n.uid,
-                    n.gid,
-                    n.member,
-                    n.size,
-                    n.target,
-                    n.sha256,
-                    None
-                    if n.elf is None
-                    else [
-                        n.elf.machine,
-                        n.elf.interpreter,
-                        n.elf.needed,
-                        n.elf.rpath,
-                        n.elf.runpath,
-                    ],
-                ]
-                for n in self.entries
-            ],
+            "entries": [_row(n) for n in self.entries],
             "whiteouts": [[w.path, w.opaque] for w in self.whiteouts],
             "paths": sorted(self.paths),
             "diff_id": self.diff_id,
         }
+
+    def json_chunks(self, batch: int = 4096) -> Iterator[str]:
+        """The text of ``json.dumps(self.to_json(), separators=(",", ":"))`` in pieces of
+        ``batch`` entries, so that a layer of many entries is written without its whole JSON
+        form in memory at once."""
+        dumps = json.JSONEncoder(separators=(",", ":")).encode
+        yield '{"entries":['
+        for start in range(0, len(self.entries), batch):
+            rows = [_row(n) for n in self.entries[start : start + batch]]
+            yield ("," if start else "") + dumps(rows)[1:-1]
+        yield '],"whiteouts":' + dumps([[w.path, w.opaque] for w in self.whiteouts])
+        yield ',"paths":['
+        paths = sorted(self.paths)
+        for start in range(0, len(paths), batch):
+            yield ("," if start else "") + dumps(paths[start : start + batch])[1:-1]
+        yield '],"diff_id":' + dumps(self.diff_id) + "}"
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> LayerIndex:
@@ -120,6 +133,15 @@ class LayerIndex:
         )
 
 
+#: Entries one layer, or the merged image, may hold. sconify keeps an index of every path in
+#: memory (about 0.75 KiB each), so this bounds a conversion's memory whatever the layer (a gzip
+#: bomb of tar headers could hold hundreds of millions). Real images hold up to a few 100,000.
+MAX_ENTRIES = 1_000_000
+TOO_MANY_HINT = (
+    f"sconify converts images of at most {MAX_ENTRIES:,} files and directories; remove files "
+    "the application does not need, or split the image"
+)
+
 _UNREADABLE_HINT = "the blob is corrupt or not a layer; pull the image again"
 _UNSUPPORTED_HINT = (
     "the layer was written with a tar feature sconify does not read (see the message); "
@@ -137,8 +159,14 @@ def index_tar(tar: BinaryIO, name: str) -> LayerIndex:
     seen: set[str] = set()
     by_path: dict[str, Node] = {}
     scan = TarScanner(tar)
+    count = 0
     try:
         while (entry := scan.next()) is not None:
+            count += 1
+            if count > MAX_ENTRIES:
+                raise ImageError(
+                    f"layer {name} holds more than {MAX_ENTRIES:,} entries", hint=TOO_MANY_HINT
+                )
             path = clean_name(entry.name, layer=name)
             if path == "/":
                 continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import threading
@@ -85,3 +86,18 @@ def test_concurrent_first_runs_agree_on_one_key(tmp_path: Path) -> None:
         t.join()
     assert len(keys) == 8 and len(set(keys)) == 1
     assert [p.name for p in path.parent.iterdir()] == ["key"]
+
+
+def test_an_index_of_many_entries_is_written_in_pieces_and_read_back(tmp_path: Path) -> None:
+    # more entries than one piece (4,096), names that are not UTF-8, and an ELF file
+    entries = [Entry("d", "dir"), *(Entry(f"d/{i}", data=b"x") for i in range(9000))]
+    entries += [Entry("caf\udce9", data=b"y"), Entry("d/ls", data=Path("/bin/ls").read_bytes())]
+    store = BlobStore(tmp_path / "store")
+    index = index_layer(make_layer(store, tmp_path, entries), "0")
+    text = "".join(index.json_chunks())
+    assert text == json.dumps(index.to_json(), separators=(",", ":"))
+    assert "".join(index.json_chunks(batch=7)) == text
+    cache = DiskIndexCache(tmp_path / "cache", key_path=tmp_path / "key")
+    cache.put("sha256:" + "a" * 64, index)
+    assert cache.get("sha256:" + "a" * 64) == index
+    assert not list((tmp_path / "cache").glob(".tmp-*"))
