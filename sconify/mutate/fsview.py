@@ -14,9 +14,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from sconify.errors import DigestMismatch, UnsafeLayer
+from sconify.errors import DigestMismatch, ImageError, UnsafeLayer
 from sconify.image import Layer
-from sconify.mutate.layerindex import LayerIndex, Node, index_layer
+from sconify.mutate.layerindex import MAX_ENTRIES, TOO_MANY_HINT, LayerIndex, Node, index_layer
 
 __all__ = ["FsView", "IndexCache", "LayerIndex", "Node", "scan_layers"]
 
@@ -181,6 +181,11 @@ def scan_layers(layers: Sequence[Layer], cache: IndexCache | None = None) -> FsV
             # its bottom layer, whose nodes need no copy.
             view.add(replace(node, layer=position) if position else node)
         view.layer_paths.append(set(index.paths))
+        if len(view.nodes) > MAX_ENTRIES:
+            raise ImageError(
+                f"the image holds more than {MAX_ENTRIES:,} paths (layers up to {name})",
+                hint=TOO_MANY_HINT,
+            )
         view.indexes.append(index)
     return view
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from sconify.errors import ImageError
 from sconify.image import BlobStore
+from sconify.mutate import fsview
 from sconify.mutate.fsview import scan_layers
 from tests.support.layers import Entry, make_layer
 
@@ -57,3 +61,16 @@ def test_whiteout_of_a_whole_tree(tmp_path: Path) -> None:
     view = scan_layers(layers)
     assert not [p for p in view.nodes if p.startswith("/t")]
     assert list(view.children("/t")) == []
+
+
+def test_an_image_of_too_many_paths_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fsview, "MAX_ENTRIES", 50)
+    store = BlobStore(tmp_path / "store")
+    layers = [
+        make_layer(store, tmp_path, [Entry(f"l{n}-{i}", data=b"x") for i in range(30)])
+        for n in range(2)
+    ]
+    with pytest.raises(ImageError, match="more than 50 paths"):
+        scan_layers(layers)

@@ -12,6 +12,7 @@ import pytest
 
 from sconify.errors import DigestMismatch, ImageError
 from sconify.image import BlobStore
+from sconify.mutate import layerindex
 from sconify.mutate.fsview import scan_layers
 from sconify.mutate.indexcache import DiskIndexCache
 from sconify.mutate.layerindex import index_layer, index_tar
@@ -71,3 +72,14 @@ def test_an_unsupported_tar_feature_is_named_with_what_to_do(tmp_path: Path) -> 
         index_tar(io.BytesIO(buf.getvalue()), "2")
     assert str(caught.value).startswith("layer 2 is not a readable tar: a GNU sparse file")
     assert "rebuild the image" in (caught.value.hint or "")
+
+
+def test_a_layer_of_too_many_entries_is_refused_before_memory_grows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(layerindex, "MAX_ENTRIES", 50)
+    store = BlobStore(tmp_path / "store")
+    layer = make_layer(store, tmp_path, [Entry(f"f{i}", data=b"x") for i in range(51)])
+    with pytest.raises(ImageError, match="holds more than 50 entries") as caught:
+        index_layer(layer, "0")
+    assert caught.value.hint and "at most" in caught.value.hint
