@@ -19,8 +19,6 @@ import hashlib
 import io
 import json
 import lzma
-import os
-import subprocess
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ from sconify.transports.refs import LayoutRef
 from tests.support.cli import BIN, Cli
 from tests.support.golister import GoLister
 from tests.support.layers import Entry, host_file, image_of, make_layer
+from tests.support.peak_rss import run_with_peak_rss
 from tests.support.services import CasProcess, LasProcess, cas, las
 from tests.vectors.gen_tars import END, entry, ext, header, pax, records
 
@@ -478,17 +477,8 @@ def _base(store: BlobStore, tmp: Path) -> Layer:
 
 def _run_measured(cli: Cli, *args: str) -> tuple[int, str, int]:
     """Run ``sconify`` and return its exit code, stderr and peak RSS (KiB)."""
-    with subprocess.Popen(
-        [str(BIN / "sconify"), *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=cli.env(),
-    ) as proc:
-        assert proc.stderr is not None
-        stderr = proc.stderr.read().decode(errors="replace")
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, stderr, usage.ru_maxrss
+    result, peak = run_with_peak_rss([str(BIN / "sconify"), *args], env=cli.env())
+    return result.returncode, result.stderr, peak
 
 
 def _output_blobs(out: Path) -> tuple[set[str], list[Path]]:
