@@ -33,7 +33,6 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BIN = Path(sys.executable).parent
-READY_TIMEOUT = 60.0
 
 # Variables that would make the baseline run the work tree's pieces.
 _DROPPED = ("SCONIFY_SHIM", "PYTHONPATH")
@@ -201,68 +200,21 @@ def checkout(rev: str, scratch: Path, log: Callable[[str], None]) -> Iterator[Ba
 # -- its services ------------------------------------------------------------------------------
 
 
-def _start(baseline: Baseline, state_dir: Path, args: list[str]) -> tuple[Any, Path, Any]:
-    """Start the baseline's ``sconify`` with ``args``; wait for its ``ready.json``."""
-    from sconify.dev.services import wait_ready
+def _launch(baseline: Baseline) -> Any:
+    from tests.support.services import Launch
 
-    state_dir.mkdir(parents=True, exist_ok=True)
-    log_path = state_dir.parent / f"{state_dir.name}.log"
-    with log_path.open("ab") as out:
-        process = subprocess.Popen(
-            baseline.sconify_command() + args,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**baseline.env(os.environ), "PYTHONUNBUFFERED": "1"},
-        )
-    try:
-        ready = wait_ready(state_dir, process, log_path, READY_TIMEOUT)
-    except BaseException:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        raise
-    return process, log_path, ready
+    return Launch(tuple(baseline.sconify_command()), tuple(baseline.env(os.environ).items()))
 
 
 def run_las(baseline: Baseline, state_dir: Path, host: str = "127.0.0.1") -> Any:
     """The baseline's ``sconify las serve`` (a ``tests.support.services.LasProcess``)."""
-    from tests.support.services import LasProcess
+    from tests.support import services
 
-    process, log_path, ready = _start(
-        baseline,
-        state_dir,
-        ["las", "serve", "--state-dir", str(state_dir), "--port", "0", "--host", host],
-    )
-    return LasProcess(
-        state_dir=state_dir,
-        process=process,
-        log_path=log_path,
-        ready=ready,
-        addr=f"{host}:{ready['port']}",
-        qe_key_id=ready["qe_key_id"],
-    )
+    return services.run_las(state_dir, host=host, launch=_launch(baseline))
 
 
 def run_cas(baseline: Baseline, state_dir: Path, host: str = "127.0.0.1") -> Any:
     """The baseline's ``sconify cas serve``, SQLite store (a ``CasProcess``)."""
-    from tests.support.services import CasProcess
+    from tests.support import services
 
-    process, log_path, ready = _start(
-        baseline,
-        state_dir,
-        [
-            *("cas", "serve", "--state-dir", str(state_dir), "--host", host),
-            *("--api-port", "0", "--enclave-port", "0"),
-        ],
-    )
-    return CasProcess(
-        state_dir=state_dir,
-        process=process,
-        log_path=log_path,
-        ready=ready,
-        api_addr=f"{host}:{ready['api_port']}",
-        enclave_addr=f"{host}:{ready['enclave_port']}",
-        cas_key_hash=ready["cas_key_hash"],
-    )
+    return services.run_cas(state_dir, host=host, launch=_launch(baseline))

@@ -100,19 +100,36 @@ class CasProcess(_Process):
         )
 
 
+@dataclass(frozen=True)
+class Launch:
+    """How to start ``sconify``: its command line and environment (another source tree's, for a
+    benchmark's baseline); the defaults are this checkout's."""
+
+    command: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+
+    def argv(self, args: list[str]) -> list[str]:
+        """The full command line for ``sconify ARGS``."""
+        return [*(self.command or sconify_command()), *args]
+
+    def environ(self) -> dict[str, str]:
+        """The environment to start it in."""
+        return {**(dict(self.env) if self.env else os.environ), "PYTHONUNBUFFERED": "1"}
+
+
 def _start(
-    state_dir: Path, args: list[str]
+    state_dir: Path, args: list[str], launch: Launch = Launch()
 ) -> tuple[subprocess.Popen[bytes], Path, dict[str, Any]]:
     state_dir.mkdir(parents=True, exist_ok=True)
     log_path = state_dir.parent / f"{state_dir.name}.log"
     with log_path.open("ab") as out:
         process = subprocess.Popen(
-            sconify_command() + args,
+            launch.argv(args),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env=launch.environ(),
         )
     try:
         ready = wait_ready(state_dir, process, log_path, READY_TIMEOUT)
@@ -124,19 +141,23 @@ def _start(
     return process, log_path, ready
 
 
-def run_las(state_dir: Path, *, host: str | None = "127.0.0.1", port: int = 0) -> LasProcess:
+def run_las(
+    state_dir: Path, *, host: str | None = "127.0.0.1", port: int = 0, launch: Launch = Launch()
+) -> LasProcess:
     """Start ``sconify las serve`` with its state in ``state_dir``; returns once it listens.
 
     ``host=None`` passes no ``--host``: the LAS listens where it does by default.
     """
     args = ["las", "serve", "--state-dir", str(state_dir), "--port", str(port)]
-    process, log_path, ready = _start(state_dir, args + ([] if host is None else ["--host", host]))
+    args += [] if host is None else ["--host", host]
+    process, log_path, ready = _start(state_dir, args, launch)
     return LasProcess(
         state_dir=state_dir,
         process=process,
         log_path=log_path,
         ready=ready,
-        addr=f"{ready['host']}:{ready['port']}",
+        # (a LAS older than issue 9 does not say where it listens)
+        addr=f"{ready.get('host', host)}:{ready['port']}",
         qe_key_id=ready["qe_key_id"],
     )
 
@@ -148,6 +169,7 @@ def run_cas(
     api_port: int = 0,
     enclave_port: int = 0,
     db: str | None = None,
+    launch: Launch = Launch(),
 ) -> CasProcess:
     """Start ``sconify cas serve`` with its state in ``state_dir`` (its data in ``db`` when
     given, e.g. a PostgreSQL URL); returns once it listens."""
@@ -157,7 +179,7 @@ def run_cas(
     ]
     if db is not None:
         args += ["--db", db]
-    process, log_path, ready = _start(state_dir, args)
+    process, log_path, ready = _start(state_dir, args, launch)
     return CasProcess(
         state_dir=state_dir,
         process=process,
