@@ -189,8 +189,9 @@ class DiffIdReader:
     """The uncompressed stream of a compressed layer blob, inflated and hashed (the diff_id) on
     a thread of its own, beside the tar reader that consumes it.
 
-    Inflating and hashing both release the GIL, so the reader thread's tar parsing and the
-    inflating thread's work overlap, and checking the diff_id costs next to no extra time.
+    Inflating and hashing both release the GIL: the inflating thread only inflates, and the
+    reader's thread hashes each chunk as it takes it (beside parsing the tar), so neither
+    thread carries both costs.
     :meth:`finish` reads whatever the tar reader left (the end-of-archive blocks and anything
     after them, which the engines hash too) and returns the digest of the whole stream. Corrupt
     data raises ``OSError`` from :meth:`read` or :meth:`finish`. Use as a context manager, or
@@ -220,7 +221,6 @@ class DiffIdReader:
                 chunk = self._source.read(CHUNK)
                 if not chunk:
                     break
-                self._hash.update(chunk)
                 self._chunks.put(chunk)
             self._chunks.put(None)
         except (OSError, EOFError, _ISAL_ERROR, zstandard.ZstdError) as err:
@@ -240,6 +240,8 @@ class DiffIdReader:
             if isinstance(item, BaseException):
                 self._ended = True
                 raise item
+            # hashed here, on the reader's thread: inflating alone keeps the other thread busy
+            self._hash.update(item)
             if len(item) <= size:
                 return item  # the usual case: one whole chunk, no copy
             self._pending = memoryview(item)
