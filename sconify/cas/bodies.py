@@ -2,20 +2,19 @@
 
 A body is read only after the route's checks that need no body (the caller's identity, the
 declared ``Content-Length``) have passed; it is read whole only up to the route's limit, and
-only for :data:`BODY_TIMEOUT` seconds. JSON is parsed by the standard library and then held to
-what a request of these APIs can be: at most :data:`MAX_JSON_DEPTH` levels deep, and no string
-that UTF-8 cannot encode (a ``\\ud800`` escape). The checks beyond ``json.loads`` cost a
-substring search on ordinary bodies: the walk over the parsed value runs only for bodies with
-many brackets or a ``\\u`` escape, which the shim never sends.
+only for :data:`BODY_TIMEOUT` seconds. JSON is read by :mod:`sconify.boundedjson`, held to what
+a request of these APIs can be: at most :data:`MAX_JSON_DEPTH` levels deep, and no string that
+UTF-8 cannot encode (a ``\\ud800`` escape).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from aiohttp import web
+
+from sconify import boundedjson
 
 #: Seconds a request body may take to arrive once its head was read.
 BODY_TIMEOUT = 10.0
@@ -73,55 +72,9 @@ async def read_body(request: web.BaseRequest, limit: int) -> bytes:
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """``raw`` as a JSON object, or :class:`RequestRefused` (400) saying what is wrong."""
     try:
-        body = json.loads(raw)
-    except RecursionError:
-        raise _too_deep() from None
-    except (ValueError, UnicodeDecodeError):
-        raise RequestRefused("the request body is not JSON") from None
+        body = boundedjson.loads(raw, max_depth=MAX_JSON_DEPTH)
+    except boundedjson.JsonRefused as refused:
+        raise RequestRefused(f"the request body {refused}") from None
     if not isinstance(body, dict):
         raise RequestRefused("the request body must be a JSON object")
-    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _depth(body) > MAX_JSON_DEPTH:
-        raise _too_deep()
-    if b"\\u" in raw and not _encodable(body):
-        raise RequestRefused(
-            "the request body holds a string with a lone surrogate (an unpaired \\ud800-\\udfff "
-            "escape)"
-        )
     return body
-
-
-def _too_deep() -> RequestRefused:
-    return RequestRefused(f"the request body is nested more than {MAX_JSON_DEPTH} levels deep")
-
-
-def _children(value: Any) -> list[Any]:
-    if isinstance(value, dict):
-        return [*value.keys(), *value.values()]
-    if isinstance(value, list):
-        return value
-    return []
-
-
-def _depth(value: Any) -> int:
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, depth)
-            stack.extend((child, depth + 1) for child in _children(item))
-    return deepest
-
-
-def _encodable(value: Any) -> bool:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if not item.isascii():
-                try:
-                    item.encode("utf-8")
-                except UnicodeEncodeError:
-                    return False
-        else:
-            stack.extend(_children(item))
-    return True

@@ -15,7 +15,7 @@ NOT_TOO_DEEP = b'{"a":' * 900 + b"1" + b"}" * 900
 
 HOSTILE = {
     "nested-100000-deep": (DEEP, "too deeply"),
-    "nested-900-deep": (NOT_TOO_DEEP, f"more than {MAX_DEPTH} deep"),
+    "nested-900-deep": (NOT_TOO_DEEP, f"more than {MAX_DEPTH} levels deep"),
     "lone-surrogate": (b'{"schemaVersion":2,"annotations":{"a":"\\ud800"}}', "surrogate"),
     "lone-surrogate-key": (b'{"schemaVersion":2,"\\udfff":1}', "surrogate"),
     "nan": (b'{"schemaVersion":2,"size":NaN}', "not valid JSON"),
