@@ -100,7 +100,7 @@ def convert(
         view, request.binary, authenticate=request.authenticate, protected=regions
     )
     _refuse_musl_with_guard(view.get(auth.binary), request.settings)
-    plan = plan_protection(view, regions)
+    plan = plan_protection(view, regions, request.dirs)
     on_final(plan.untouched(image.layers))
     runtime = runtime_layer(shim, guard, store, request.compression)
     on_final([runtime])

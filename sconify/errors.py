@@ -16,8 +16,9 @@ failed and a hint that says what to do next; the CLI renders them in one place
     ├── ConversionError       the transform cannot be done as asked (missing --binary, --dir...)
     ├── CryptoError           a recipe refused its input (bad key, failed authentication)
     ├── SessionError          a session description is invalid
-    └── ServiceError          CAS/LAS unreachable or refusing
-        └── CasRefused        the CAS answered with an error (conflict, forbidden, not found)
+    ├── ServiceError          CAS/LAS unreachable or refusing
+    │   └── CasRefused        the CAS answered with an error (conflict, forbidden, not found)
+    └── UnexpectedError       anything else that escaped, wrapped by the CLI (a bug to report)
 """
 
 from __future__ import annotations
@@ -104,3 +105,8 @@ class CasRefused(ServiceError):
         super().__init__(message, hint=hint)
         self.status = status
         self.check = check
+
+
+class UnexpectedError(SconifyError):
+    """An exception nobody turned into a :class:`SconifyError` (a bug, or an input not checked
+    yet); the CLI wraps it so that the user still gets one error line, not a traceback."""

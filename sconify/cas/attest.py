@@ -281,18 +281,27 @@ def _qe_key(pem: str) -> tuple[ec.EllipticCurvePublicKey, str]:
 
 
 def _lookup(store: SessionStore, config_id: str) -> tuple[Session, str, dict[str, Any], Service]:
+    # Anyone may ask the enclave API (an enclave has no identity before it attests): a missing
+    # session and a missing service give one answer, so the API says no more than that this
+    # config id is not served (that one that is served is, cannot be hidden from an enclave).
     session_name, service_name = split_config_id(config_id)
+    unknown = CasRefused(
+        f"no configuration {config_id!r} on this CAS (no such session, or no such service in it)",
+        status=404,
+        check="session",
+    )
     if not valid_session_name(session_name):
         # No such session can exist (and the store is never asked for a name it cannot hold).
-        raise CasRefused(f"session {session_name!r} does not exist", status=404, check="session")
-    session, current_hash, values = current_values(store, session_name, _SESSIONS.get)
+        raise unknown
+    try:
+        session, current_hash, values = current_values(store, session_name, _SESSIONS.get)
+    except CasRefused as refused:
+        if refused.status == 404:
+            raise unknown from None
+        raise
     service = session.service(service_name)
     if service is None:
-        raise CasRefused(
-            f"session {session_name!r} has no service {service_name!r}",
-            status=404,
-            check="service",
-        )
+        raise unknown
     return session, current_hash, values, service
 
 

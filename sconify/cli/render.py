@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import typer
 
-from sconify.errors import SconifyError
+from sconify.errors import SconifyError, UnexpectedError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -145,6 +145,14 @@ def _run(entry: Callable[..., Any], **kwargs: Any) -> NoReturn:
     except _ClickException as ex:
         cast(Any, ex).show(file=sys.stderr)
         sys.exit(EXIT_USAGE if isinstance(ex, _UsageError) else EXIT_FAILED)
+    except Exception as ex:  # a bug, or an input nobody foresaw: still one error, no traceback
+        unexpected = UnexpectedError(
+            f"unexpected failure: {type(ex).__name__}: {ex}",
+            hint="this is a bug in sconify, or an input it does not check yet; run again with "
+            "-vv for the traceback and report it",
+        )
+        unexpected.__cause__ = ex
+        fail(unexpected)
     if code == EXIT_INTERRUPTED:
         _stderr().print("interrupted")
     sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -100,8 +100,9 @@ class ProtectionPlan:
     ``entries`` are the volume's directories, symlinks and files in path order; ``sources``
     maps a layer's tar member to the protected files whose bytes it holds; ``touched`` are the
     layers that hold an entry below a region (they are rewritten, every other layer is final);
-    ``hidden_links`` are, per layer, the paths outside every region that are hard links to a
-    protected file but that nobody sees (they are dropped with it, see :func:`hidden_links`).
+    ``hidden_links`` are, per layer, the paths outside every region that nobody sees in the final
+    image but that hold a protected file's bytes or lie below a ``--dir`` as written (they are
+    dropped from their layers, see :func:`hidden_links` and :func:`hidden_copies`).
     """
 
     regions: tuple[str, ...]
@@ -115,8 +116,14 @@ class ProtectionPlan:
         return [layer for i, layer in enumerate(layers) if i not in self.touched]
 
 
-def plan_protection(view: FsView, regions: Sequence[str]) -> ProtectionPlan:
-    """Plan the encryption of ``regions`` of ``view``; refuses what cannot be protected."""
+def plan_protection(
+    view: FsView, regions: Sequence[str], dirs: Sequence[str] = ()
+) -> ProtectionPlan:
+    """Plan the encryption of ``regions`` of ``view``; refuses what cannot be protected.
+
+    ``dirs`` are the ``--dir`` paths as written, before their symlinks were resolved into
+    ``regions``: what lower layers hold below them is hidden, and dropped too.
+    """
     entries: list[tuple[str, str, Node]] = []
     sources: dict[tuple[int, str], list[tuple[str, str, Node]]] = defaultdict(list)
     for region in regions:
@@ -131,19 +138,71 @@ def plan_protection(view: FsView, regions: Sequence[str]) -> ProtectionPlan:
             if node.kind == "file":
                 sources[(node.layer, node.member)].append((region, rel, node))
     inside = tuple(r + "/" for r in regions)
-    touched = tuple(
+    below = {
         i
         for i, paths in enumerate(view.layer_paths)
         if not paths.isdisjoint(regions) or any(p.startswith(inside) for p in paths)
-    )
-    hidden = {i: hidden_links(view, regions, i) for i in touched}
+    }
+    copies = hidden_copies(view, regions, entries, dirs)
+    hidden = {i: hidden_links(view, regions, i) for i in below}
+    for i, paths in copies.items():
+        hidden[i] = hidden.get(i, frozenset()) | paths
     return ProtectionPlan(
         tuple(regions),
         tuple(entries),
         dict(sources),
-        touched,
+        tuple(sorted(below | set(copies))),
         {i: paths for i, paths in hidden.items() if paths},
     )
+
+
+def hidden_copies(
+    view: FsView,
+    regions: Sequence[str],
+    entries: Sequence[tuple[str, str, Node]],
+    dirs: Sequence[str] = (),
+) -> dict[int, frozenset[str]]:
+    """Per layer, the entries outside ``regions`` that nobody sees in the final image but that
+    would keep protected plaintext in a layer: files with the bytes of a protected file (an
+    application moved by ``mv /build /app``: the old path is whited out, its bytes stay in the
+    lower layer) and anything below a ``--dir`` as written when a later layer made it a symlink
+    (``dirs`` that resolve elsewhere). A copy that stays visible is the image's own choice to
+    show those bytes at another path: it is kept, with a warning naming both paths.
+    """
+    protected = {node.sha256: node.path for _, _, node in entries if node.kind == "file"}
+    protected.pop(_EMPTY_SHA256, None)
+    shadows = tuple(
+        clean for d in dirs if (clean := posixpath.normpath(d)) not in regions and clean != "/"
+    )
+    out: dict[int, set[str]] = defaultdict(set)
+    for layer, index in enumerate(view.indexes):
+        for node in index.entries:
+            copy_of = protected.get(node.sha256) if node.kind == "file" else None
+            shadowed = any(is_below(node.path, s) for s in shadows)
+            if (copy_of is None and not shadowed) or _region_of(node.path, regions) is not None:
+                continue
+            shown = view.get(node.path)
+            if shown is not None and shown.layer == layer and shown.member == node.member:
+                if shown.sha256 != node.sha256:
+                    # the path twice in one layer: the rewrite drops entries by path
+                    raise ConversionError(
+                        f"layer {layer} holds {node.path} twice, and the copy a later entry "
+                        "hides would keep protected plaintext in the layer",
+                        hint="rebuild the image so that each path appears once per layer",
+                    )
+                if copy_of is not None:
+                    log.warning(
+                        "%s has the same bytes as the protected %s and stays readable in the "
+                        "image; protect its directory too (another --dir) if that matters",
+                        node.path,
+                        copy_of,
+                    )
+                continue
+            out[layer].add(node.path)
+    return {layer: frozenset(paths) for layer, paths in out.items()}
+
+
+_EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
 #: AUFS keeps its metadata (hard-link sources in ``.wh..wh.plnk``) under names starting so;

@@ -8,8 +8,9 @@ with ``surrogateescape``; pax values UTF-8 first, ``hdrcharset=BINARY`` honoured
 mode, owner, size and link target are tarfile's too. Read: ustar (with its name prefix),
 old v7 headers (a ``'\\0'`` entry named with a trailing slash is a directory), GNU tar (long
 names ``'L'``, long link targets ``'K'``, base-256 numbers) and pax (``'x'`` extended headers,
-``'g'`` global headers); ``'7'`` (contiguous) is a regular file; any unknown type is an entry
-whose data is skipped, as tarfile does.
+``'g'`` global headers); ``'7'`` (contiguous) is a regular file; an entry of any other type
+(``'V'``, ``'Z'``...) is refused: the engines do not extract it, and its data could not be
+carried into a rewritten layer.
 
 Where tarfile would quietly stop or guess, this reader refuses: a layer decides what is
 encrypted, so a reader that sees fewer entries, or other names, than the container engine
@@ -411,7 +412,10 @@ class TarScanner:
             refused = _UNSUPPORTED.get(kind)
             if refused is not None:
                 raise UnsupportedTar(f"{refused} at offset {at}")
-            return self._entry(header, kind, owner, size, long_name, long_link, pax, at)
+            # The engines refuse to extract such an entry, unless its name makes it a whiteout
+            # (they look at the name first); its data could not be copied into a rewritten
+            # layer either (tarfile keeps only regular files' data), leaving Go out of step.
+            raise UnsupportedTar(f"an entry of unknown type {kind!r} at offset {at}")
 
     def _end(self, at: int) -> None:
         """After a block of zeros: Go reads one more block and refuses the archive unless it is

@@ -107,8 +107,10 @@ def native_command(config: ImageConfig) -> list[str]:
 #: Top-level config fields left by the builder that made the native image: ``container`` (the
 #: id of the build container) and ``container_config`` (its config, written by the classic
 #: builder and ``docker commit``), whose ``Env`` is the native environment and whose ``Cmd``
-#: is the last build step (``#(nop) ENV SECRET=...``). Nothing reads them to run an image.
-BUILDER_FIELDS = ("container", "container_config")
+#: is the last build step (``#(nop) ENV SECRET=...``), and BuildKit's
+#: ``moby.buildkit.buildinfo.v1`` (build sources and the values of build args, the same values
+#: the redacted ``ARG`` history lines held). Nothing reads them to run an image.
+BUILDER_FIELDS = ("container", "container_config", "moby.buildkit.buildinfo.v1")
 _SETS_ENVIRONMENT = ("ENV", "ARG")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import subprocess
 import tarfile
 from collections.abc import Callable
@@ -324,3 +325,49 @@ def test_peak_rss_stays_under_the_bound(
     assert result.returncode == 0, result.stderr
     print(f"{case}: peak RSS {peak} MiB")
     assert peak < RSS_BOUND_MB, f"{case}: peak RSS {peak} MiB, over {RSS_BOUND_MB} MiB"
+
+
+# -- command-line values nobody checked (found by an adversarial review) ---------------------
+
+
+def _argv_cases(tmp: Path, las: LasProcess) -> dict[str, tuple[list[str], str]]:
+    a_file = tmp / "a-file"
+    a_file.write_text("not a directory")
+    out = f"oci:{tmp / 'out'}:v1"
+    return {
+        # a name that is not UTF-8 (argv bytes, as a shell passes $'a\xffb')
+        "namespace-not-utf8": ([out, "--namespace=a\udcffb"], "error:"),
+        "las-not-an-address": ([out, "--las=\udcff:1"], "error:"),
+        "target-is-a-file": ([f"oci:{a_file}:v1"], "error:"),
+        "target-below-proc": (["oci:/proc/sconify-no/out:v1"], "error:"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case", ["namespace-not-utf8", "las-not-an-address", "target-is-a-file", "target-below-proc"]
+)
+def test_odd_command_line_values_are_one_error(
+    tmp_path: Path, cas: CasProcess, las: LasProcess, case: str
+) -> None:
+    root = _layout(tmp_path)
+    args, expected = _argv_cases(tmp_path, las)[case]
+    target, *extra = args
+    argv = [
+        str(BIN / "sconify"),
+        "image",
+        "convert",
+        f"oci:{root}:v1",
+        target,
+        "--binary=/bin/ls",
+        "--dir=/app",
+        f"--cas={cas.api_addr}",
+        f"--las={las.addr}",
+        "--allow-simulation",
+        "--create-namespace",
+        *extra,
+    ]
+    env = Cli(tmp_path / "home").env()
+    result = subprocess.run(
+        [os.fsencode(a) for a in argv], capture_output=True, text=True, env=env, timeout=300
+    )
+    _assert_one_error(result, expected)

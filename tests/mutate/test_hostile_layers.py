@@ -450,6 +450,59 @@ CASES: dict[str, Case] = {
         ),
         CONVERTED,
     ),
+    # an entry the engines do not extract, whose data a rewrite would drop (Go then reads the
+    # next file's bytes as headers: here a whiteout-named one, then a planted entry)
+    "unknown-type-smuggles-entries": Case(
+        _raw_tar(
+            APP_FILE,
+            entry(b"tmp/.wh.odd", bytes(512), b"Z"),
+            entry(b"tmp/carrier", entry(b"app/planted", SECRET)),
+        ),
+        "unknown type",
+    ),
+    # the application moved or replaced after its bytes landed in a lower layer
+    "moved-app-dir": Case(
+        _layers(
+            [Entry("build", "dir"), Entry("build/secret.txt", data=SECRET)],
+            [Entry(".wh.build"), *APP],
+        ),
+        CONVERTED,
+    ),
+    "moved-app-then-symlinked": Case(
+        _layers(
+            APP,
+            [
+                Entry(".wh.app"),
+                Entry("srv", "dir"),
+                Entry("srv/app", "dir"),
+                Entry("srv/app/secret.txt", data=SECRET),
+                Entry("app", "symlink", target="/srv/app"),
+            ],
+        ),
+        CONVERTED,
+    ),
+    "dir-replaced-by-symlink": Case(
+        _layers(
+            APP,
+            [
+                Entry(".wh.app"),
+                Entry("srv", "dir"),
+                Entry("srv/app", "dir"),
+                Entry("srv/app/other.txt", data=b"public"),
+                Entry("app", "symlink", target="/srv/app"),
+            ],
+        ),
+        CONVERTED,
+    ),
+    "path-twice-in-a-layer-hiding-protected-bytes": Case(
+        _layer(
+            *APP,
+            Entry("tmp", "dir"),
+            Entry("tmp/x", data=SECRET),
+            Entry("tmp/x", data=b"public"),
+        ),
+        "twice",
+    ),
     # huge entry counts: bounded memory
     "many-entries": Case(_many_entries(100_000), CONVERTED),
 }

@@ -3,6 +3,7 @@ without history convert; a string ENTRYPOINT/CMD is shell form, as Docker runs i
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,10 @@ def _classic_builder_config() -> dict[str, Any]:
             {"created_by": f"/bin/sh -c #(nop)  ENV SECRET={MARKER}", "empty_layer": True},
             {"created_by": f"ENV SECRET={MARKER}", "comment": "buildkit.dockerfile.v0"},
         ],
+        # BuildKit's build info: the build args' values (base64 JSON in real images)
+        "moby.buildkit.buildinfo.v1": base64.b64encode(
+            json.dumps({"attrs": {"build-arg:SECRET": MARKER}}).encode()
+        ).decode(),
     }
 
 
@@ -67,6 +72,7 @@ def test_no_native_environment_in_any_config_field(tmp_path: Path) -> None:
     assert MARKER.encode() not in result.image.manifest_bytes()
     doc = json.loads(out)
     assert "container_config" not in doc and "container" not in doc
+    assert "moby.buildkit.buildinfo.v1" not in doc
     assert doc["config"]["OnBuild"] == ["RUN echo built"]
     assert result.native_env["SECRET"] == MARKER  # moved into the session, not lost
     result.image.validate()

@@ -523,8 +523,13 @@ def _cases() -> dict[str, Case]:
     )
     add("multi-volume", header(b"m", b"M") + END, True, "'M': the start is elsewhere")
     add("solaris-x", ext(b"X", records(("path", "b")), b"P") + SECRET + END, True, "Go ignores it")
-    add("typeflag-unknown", entry(b"odd", MARKER, b"Z") + END, False, "a type both skip alike")
-    add("typeflag-volume-label", header(b"label", b"V") + END, False, "GNU volume label")
+    add(
+        "typeflag-unknown",
+        entry(b"odd", MARKER, b"Z") + END,
+        True,
+        "engines do not extract it, and a rewrite could not carry its data",
+    )
+    add("typeflag-volume-label", header(b"label", b"V") + END, True, "a GNU volume label")
     add("contiguous-file", entry(b"c", MARKER, b"7") + END, False, "'7' is a regular file")
     # --- links -------------------------------------------------------------------------------
     add(
