@@ -18,9 +18,8 @@ from sconify.measurement import MeasuredFiles, measure
 from sconify.mutate.wrap import SHIM_PATH
 from sconify.runtime_files import shim_path
 from sconify.settings import RuntimeSettings
-from tests.support.layers import Entry, host_file, image_of, make_layer
+from tests.support.layers import Entry, image_of, make_layer, minimal_root
 
-LIBS = "usr/lib/x86_64-linux-gnu"
 SECRETS = [
     b"TOPSECRET-ALPHA-0001",
     b"OLDSECRET-BETA-0002",
@@ -30,20 +29,7 @@ SECRETS = [
 
 
 def _base_entries() -> list[Entry]:
-    return [
-        Entry("usr", "dir", mode=0o755),
-        Entry("usr/bin", "dir", mode=0o755),
-        Entry("usr/lib", "dir", mode=0o755),
-        Entry(LIBS, "dir", mode=0o755),
-        host_file("/bin/ls", "usr/bin/ls"),
-        Entry("bin", "symlink", target="usr/bin"),
-        Entry("lib", "symlink", target="usr/lib"),
-        Entry("lib64", "dir", mode=0o755),
-        host_file("/lib64/ld-linux-x86-64.so.2", "lib64/ld-linux-x86-64.so.2"),
-        host_file("/lib/x86_64-linux-gnu/libc.so.6", f"{LIBS}/libc.so.6"),
-        host_file("/lib/x86_64-linux-gnu/libselinux.so.1", f"{LIBS}/libselinux.so.1"),
-        host_file("/lib/x86_64-linux-gnu/libpcre2-8.so.0", f"{LIBS}/libpcre2-8.so.0"),
-    ]
+    return minimal_root("/bin/ls", "libselinux.so.1", "libpcre2-8.so.0")
 
 
 def _native(store: BlobStore, tmp: Path) -> Image:

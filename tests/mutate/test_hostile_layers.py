@@ -35,7 +35,7 @@ from sconify.transports import layout
 from sconify.transports.refs import LayoutRef
 from tests.support.cli import BIN, Cli
 from tests.support.golister import GoLister
-from tests.support.layers import Entry, host_file, image_of, make_layer
+from tests.support.layers import Entry, image_of, make_layer, minimal_root
 from tests.support.peak_rss import run_with_peak_rss
 from tests.support.services import CasProcess, LasProcess, cas, las
 from tests.vectors.gen_tars import END, entry, ext, header, pax, records
@@ -509,23 +509,7 @@ CASES: dict[str, Case] = {
 
 
 def _base(store: BlobStore, tmp: Path) -> Layer:
-    libs = "usr/lib/x86_64-linux-gnu"
-    return make_layer(
-        store,
-        tmp,
-        [
-            Entry("usr", "dir", mode=0o755),
-            Entry("usr/bin", "dir", mode=0o755),
-            Entry("usr/lib", "dir", mode=0o755),
-            Entry(libs, "dir", mode=0o755),
-            host_file("/bin/true", "usr/bin/true"),
-            Entry("bin", "symlink", target="usr/bin"),
-            Entry("lib", "symlink", target="usr/lib"),
-            Entry("lib64", "dir", mode=0o755),
-            host_file("/lib64/ld-linux-x86-64.so.2", "lib64/ld-linux-x86-64.so.2"),
-            host_file("/lib/x86_64-linux-gnu/libc.so.6", f"{libs}/libc.so.6"),
-        ],
-    )
+    return make_layer(store, tmp, minimal_root("/bin/true"))
 
 
 def _run_measured(cli: Cli, *args: str) -> tuple[int, str, int]:

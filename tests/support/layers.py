@@ -52,6 +52,29 @@ def host_file(path: str, name: str | None = None, mode: int = 0o755) -> Entry:
     return Entry(name or path.lstrip("/"), data=Path(path).resolve().read_bytes(), mode=mode)
 
 
+HOST_LIBS = "usr/lib/x86_64-linux-gnu"
+
+
+def minimal_root(binary: str, *libraries: str) -> list[Entry]:
+    """A merged-/usr root holding this machine's ``binary`` (as ``/usr/bin/NAME``), its loader,
+    libc and ``libraries`` (names in the machine's ``/lib/x86_64-linux-gnu``): enough to run it."""
+    return [
+        Entry("usr", "dir", mode=0o755),
+        Entry("usr/bin", "dir", mode=0o755),
+        Entry("usr/lib", "dir", mode=0o755),
+        Entry(HOST_LIBS, "dir", mode=0o755),
+        host_file(binary, f"usr/bin/{Path(binary).name}"),
+        Entry("bin", "symlink", target="usr/bin"),
+        Entry("lib", "symlink", target="usr/lib"),
+        Entry("lib64", "dir", mode=0o755),
+        host_file("/lib64/ld-linux-x86-64.so.2", "lib64/ld-linux-x86-64.so.2"),
+        *(
+            host_file(f"/lib/x86_64-linux-gnu/{name}", f"{HOST_LIBS}/{name}")
+            for name in ("libc.so.6", *libraries)
+        ),
+    ]
+
+
 def image_of(layers: list[Layer], **config: object) -> Image:
     """A single-platform image of ``layers`` with a minimal config."""
     base = ImageConfig.new(**config)  # type: ignore[arg-type]
