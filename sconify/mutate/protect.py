@@ -100,7 +100,7 @@ class ProtectionPlan:
     ``entries`` are the volume's directories, symlinks and files in path order; ``sources``
     maps a layer's tar member to the protected files whose bytes it holds; ``touched`` are the
     layers that hold an entry below a region (they are rewritten, every other layer is final);
-    ``hidden_links`` are, per layer, the paths outside every region that nobody sees in the final
+    ``hidden`` are, per layer, the paths outside every region that nobody sees in the final
     image but that hold a protected file's bytes or lie below a ``--dir`` as written (they are
     dropped from their layers, see :func:`hidden_links` and :func:`hidden_copies`).
     """
@@ -109,7 +109,7 @@ class ProtectionPlan:
     entries: tuple[tuple[str, str, Node], ...]
     sources: dict[tuple[int, str], list[tuple[str, str, Node]]]
     touched: tuple[int, ...]
-    hidden_links: dict[int, frozenset[str]] = field(default_factory=dict)
+    hidden: dict[int, frozenset[str]] = field(default_factory=dict)
 
     def untouched(self, layers: Sequence[Layer]) -> list[Layer]:
         """The layers that pass through unchanged (no protected path in them)."""
@@ -181,8 +181,8 @@ def hidden_copies(
             shadowed = any(is_below(node.path, s) for s in shadows)
             if (copy_of is None and not shadowed) or _region_of(node.path, regions) is not None:
                 continue
-            shown = view.get(node.path)
-            if shown is not None and shown.layer == layer and shown.member == node.member:
+            shown = _shown(view, layer, node)
+            if shown is not None:
                 if shown.sha256 != node.sha256:
                     # the path twice in one layer: the rewrite drops entries by path
                     raise ConversionError(
@@ -231,13 +231,7 @@ def hidden_links(view: FsView, regions: Sequence[str], layer: int) -> frozenset[
         for node in nodes:
             if _region_of(node.path, regions) is not None:
                 continue
-            shown = view.get(node.path)
-            if (
-                not node.path.startswith(AUFS_META_PREFIX)
-                and shown is not None
-                and shown.layer == layer
-                and shown.member == node.member
-            ):
+            if not node.path.startswith(AUFS_META_PREFIX) and _shown(view, layer, node):
                 raise ConversionError(
                     f"{inside.path} and {node.path} are hard links to the same file, and "
                     f"{node.path} is outside the protected directories, so the plaintext of "
@@ -247,6 +241,15 @@ def hidden_links(view: FsView, regions: Sequence[str], layer: int) -> frozenset[
                 )
             hidden.add(node.path)
     return frozenset(hidden)
+
+
+def _shown(view: FsView, layer: int, node: Node) -> Node | None:
+    """What the final image shows at ``node``'s path, if it is ``node``'s entry of ``layer``
+    (the same tar member; a path twice in one layer has one member name for both)."""
+    shown = view.get(node.path)
+    if shown is not None and shown.layer == layer and shown.member == node.member:
+        return shown
+    return None
 
 
 def protect_regions(
@@ -277,7 +280,7 @@ def protect_regions(
             layers[index],
             plan.regions,
             plan.sources,
-            plan.hidden_links.get(index, frozenset()),
+            plan.hidden.get(index, frozenset()),
             writer,
             store,
             workdir,

@@ -31,7 +31,7 @@ def test_a_hidden_copy_of_protected_bytes_is_dropped_from_its_layer(tmp_path: Pa
         [Entry(".wh.build"), *APP],
     )
     assert plan.touched == (0, 1)
-    assert plan.hidden_links[0] == frozenset({"/build/secret.txt"})
+    assert plan.hidden[0] == frozenset({"/build/secret.txt"})
 
 
 def test_what_lay_below_a_dir_before_it_became_a_symlink_is_dropped(tmp_path: Path) -> None:
@@ -47,7 +47,7 @@ def test_what_lay_below_a_dir_before_it_became_a_symlink_is_dropped(tmp_path: Pa
         ],
     )
     assert plan.regions == ("/srv/app",)
-    assert "/app/old.txt" in plan.hidden_links[0]
+    assert "/app/old.txt" in plan.hidden[0]
 
 
 def test_a_visible_copy_stays_with_a_warning(
@@ -55,7 +55,7 @@ def test_a_visible_copy_stays_with_a_warning(
 ) -> None:
     with caplog.at_level(logging.WARNING):
         plan = _plan(tmp_path, [*APP, Entry("tmp", "dir"), Entry("tmp/copy", data=SECRET)])
-    assert "/tmp/copy" not in plan.hidden_links.get(0, frozenset())
+    assert "/tmp/copy" not in plan.hidden.get(0, frozenset())
     assert "/tmp/copy has the same bytes as the protected /app/secret.txt" in caplog.text
 
 
